@@ -1,0 +1,43 @@
+# email-ingest: `make run` starts the local pipeline, `make test` runs every check. Both set themselves up.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+TOOLS_DIR ?= $(or $(EMAIL_INGEST_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/email-ingest/tools)
+export EMAIL_INGEST_TOOLS_DIR := $(TOOLS_DIR)
+export PATH := $(TOOLS_DIR)/bin:$(BIN):$(PATH)
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help venv tools lint fmt test test-fast run lock
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+venv: ## create .venv from requirements/dev.lock (skipped when up to date)
+	@bash scripts/bootstrap.sh
+
+tools: ## install the pinned external tools into $(TOOLS_DIR) (skips what is there)
+	@bash scripts/tools/install-all.sh
+
+lint: venv ## ruff and mypy
+	ruff check .
+	ruff format --check .
+	mypy
+
+fmt: venv ## format the code
+	ruff check --fix .
+	ruff format .
+
+test: venv tools lint ## the whole test suite: lint, unit, integration, end-to-end, chart, Terraform, workflows
+	EMAIL_INGEST_REQUIRE_TOOLS=1 pytest $(PYTEST_ARGS)
+
+test-fast: venv ## unit tests only
+	pytest tests -m "not slow" -k "unit" $(PYTEST_ARGS)
+
+run: venv ## the whole pipeline on 127.0.0.1: moto, the API and the consumer
+	python -m devstack
+
+lock: venv ## regenerate requirements/*.lock from pyproject.toml
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock -q --no-build
+	for x in api consumer; do uv pip compile pyproject.toml --extra $$x --python-version 3.11 -c requirements/dev.lock -o requirements/$$x.lock -q; done

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Shared helpers for the idempotent tool installers in this folder.
+# Every tool lands in $TOOLS_DIR (outside the repo, so fresh clones on the same machine reuse it);
+# every installer skips work when the pinned version is already there.
+set -euo pipefail
+
+TOOLS_DIR="${EMAIL_INGEST_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/email-ingest/tools}"
+TOOLS_BIN="$TOOLS_DIR/bin"
+mkdir -p "$TOOLS_BIN"
+export PATH="$TOOLS_BIN:$PATH"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+log() { printf '[tools] %s\n' "$*" >&2; }
+
+# stamp_ok NAME VERSION: true when NAME was installed at VERSION by a previous run.
+stamp_ok() { [ -f "$TOOLS_DIR/stamps/$1" ] && [ "$(cat "$TOOLS_DIR/stamps/$1")" = "$2" ]; }
+stamp_set() { mkdir -p "$TOOLS_DIR/stamps"; printf '%s' "$2" >"$TOOLS_DIR/stamps/$1"; }
+
+# go_install NAME MODULE@VERSION [extra go build flags...]: builds a Go binary into $TOOLS_BIN.
+go_install() {
+  local name="$1" target="$2"; shift 2
+  if stamp_ok "$name" "$target" && [ -x "$TOOLS_BIN/$name" ]; then return 0; fi
+  log "building $name from $target"
+  GOBIN="$TOOLS_BIN" GOFLAGS="${GOFLAGS:-} -trimpath" CGO_ENABLED=0 go install "$@" "$target"
+  stamp_set "$name" "$target"
+}
+
+# apt_install PACKAGE... : installs Debian packages that are missing (CI runs as root).
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [ "${#missing[@]}" -eq 0 ] && return 0
+  log "apt-get install ${missing[*]}"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ ! -f "$TOOLS_DIR/stamps/apt-updated" ] || [ -n "$(find "$TOOLS_DIR/stamps/apt-updated" -mmin +1440)" ]; then
+    $sudo apt-get update -qq
+    stamp_set apt-updated "$(date +%s)"
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# pip_tool_venv NAME REQUIREMENT: a private venv for a Python tool whose dependencies would clash with ours.
+pip_tool_venv() {
+  local name="$1" req="$2" venv="$TOOLS_DIR/venvs/$1"
+  if stamp_ok "venv-$name" "$req" && [ -x "$venv/bin/$name" ]; then ln -sf "$venv/bin/$name" "$TOOLS_BIN/$name"; return 0; fi
+  log "installing $req into its own venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$req"
+  ln -sf "$venv/bin/$name" "$TOOLS_BIN/$name"
+  stamp_set "venv-$name" "$req"
+}

@@ -1,0 +1,47 @@
+"""Locating and running the external tools that scripts/tools/install-all.sh installs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOOLS_DIR = Path(
+    os.environ.get("EMAIL_INGEST_TOOLS_DIR")
+    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "email-ingest" / "tools"
+)
+TOOLS_BIN = TOOLS_DIR / "bin"
+
+
+def require_tool(name: str) -> str:
+    """Path of an external tool; fails under `make test` (EMAIL_INGEST_REQUIRE_TOOLS=1), skips elsewhere."""
+    search_path = os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])
+    found = shutil.which(name, path=search_path)
+    if found:
+        return found
+    message = f"{name} is not installed: run `make tools` (scripts/tools/install-all.sh)"
+    if os.environ.get("EMAIL_INGEST_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def run_tool(
+    args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """Runs a tool and fails the test with its output when it exits non-zero."""
+    merged_env = {**os.environ, "PATH": os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])}
+    if env:
+        merged_env.update(env)
+    completed = subprocess.run(  # noqa: S603 - tests run our pinned tools with fixed arguments
+        list(args), cwd=cwd or REPO_ROOT, env=merged_env, capture_output=True, text=True, timeout=timeout, check=False
+    )
+    if completed.returncode != 0:
+        pytest.fail(
+            f"{' '.join(args)} exited {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+        )
+    return completed
