@@ -1,0 +1,113 @@
+"""The API's application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from functools import partial
+from importlib import resources
+from typing import Any, cast
+
+import aioboto3
+from aiohttp import web
+
+from api_service.config import ApiSettings
+from api_service.handlers import ingest_email
+from api_service.health import liveness, openapi, readiness
+from api_service.keys import (
+    LIFECYCLE,
+    METRICS,
+    OPENAPI_DOCUMENT,
+    PUBLISHER,
+    REGISTRY,
+    SETTINGS,
+    TOKEN_CACHE,
+    Lifecycle,
+)
+from api_service.metrics import ApiMetrics
+from api_service.middleware import observe_request
+from api_service.publisher import BatchPublisher, PublisherMetrics
+from api_service.token_cache import TokenCache, TokenMetrics
+from ingest_common.aws import AwsCallMetrics, client_config
+from ingest_common.metrics import metrics_handler, new_registry
+
+
+async def aws_resources(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
+    """One SSM and one SQS client for the life of the process, with the token cache and publisher on them."""
+    settings = app[SETTINGS]
+    registry = app[REGISTRY]
+    aws_metrics = AwsCallMetrics(registry)
+    ssm_config = client_config(max_pool_connections=2, read_timeout=5.0, max_attempts=3)
+    # The publisher retries on its own within a deadline, so botocore must not retry underneath it.
+    sqs_config = client_config(
+        max_pool_connections=settings.publish_max_batches_in_flight, read_timeout=5.0, max_attempts=1
+    )
+    async with (
+        session.client("ssm", region_name=settings.region, config=ssm_config) as ssm,
+        session.client("sqs", region_name=settings.region, config=sqs_config) as sqs,
+    ):
+
+        async def fetch_token() -> str:
+            response = await aws_metrics.call(
+                "ssm",
+                "GetParameter",
+                partial(ssm.get_parameter, Name=settings.token_parameter_name, WithDecryption=True),
+            )
+            return str(response["Parameter"].get("Value", ""))
+
+        async def send_batch(entries: list[dict[str, Any]]) -> dict[str, Any]:
+            response = await aws_metrics.call(
+                "sqs",
+                "SendMessageBatch",
+                partial(sqs.send_message_batch, QueueUrl=settings.queue_url, Entries=cast(Any, entries)),
+            )
+            return dict(response)
+
+        token_cache = TokenCache(
+            fetch_token,
+            refresh_seconds=settings.token_refresh_seconds,
+            max_staleness_seconds=settings.token_max_staleness_seconds,
+            rotation_grace_seconds=settings.token_rotation_grace_seconds,
+        )
+        token_cache.metrics = TokenMetrics(registry, token_cache)
+        publisher = BatchPublisher(
+            send_batch,
+            linger_seconds=settings.publish_linger_seconds,
+            max_batches_in_flight=settings.publish_max_batches_in_flight,
+            max_pending=settings.publish_max_pending,
+            deadline_seconds=settings.publish_deadline_seconds,
+            metrics=PublisherMetrics(registry),
+        )
+        app[TOKEN_CACHE] = token_cache
+        app[PUBLISHER] = publisher
+        await token_cache.start()
+        publisher.start()
+        try:
+            yield
+        finally:
+            await publisher.close(settings.shutdown_grace_seconds)
+            await token_cache.stop()
+
+
+def create_app(settings: ApiSettings, *, session: aioboto3.Session | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_request])
+    registry = new_registry("api")
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[METRICS] = ApiMetrics(registry)
+    app[LIFECYCLE] = Lifecycle()
+    app[OPENAPI_DOCUMENT] = resources.files("api_service").joinpath("openapi.json").read_bytes()
+    app.cleanup_ctx.append(partial(aws_resources, session or aioboto3.Session()))
+    app.router.add_post("/api/email", ingest_email)
+    app.router.add_get("/healthz", liveness)
+    app.router.add_get("/health", liveness)
+    app.router.add_get("/readyz", readiness)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    app.router.add_get("/openapi.json", openapi)
+    return app
+
+
+def begin_drain(app: web.Application) -> None:
+    """First step of a graceful stop: refuse new emails, fail readiness, flush what is queued."""
+    app[LIFECYCLE].draining = True
+    if PUBLISHER in app:
+        app[PUBLISHER].begin_drain()

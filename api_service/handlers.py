@@ -1,0 +1,139 @@
+"""POST /api/email: authenticate, validate, publish, and answer only after SQS took the message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+import orjson
+from aiohttp import web
+
+from api_service.keys import LIFECYCLE, METRICS, PUBLISHER, REQUEST_ID, SETTINGS, TOKEN_CACHE
+from api_service.problems import problem
+from api_service.publisher import PublishRejected
+from api_service.token_cache import TokenCheck
+from ingest_common.email import FieldError, parse_email
+from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope, email_id_for
+
+_BODY_KEYS: Final = frozenset({"data", "token"})
+_IDEMPOTENCY_KEY_MAX: Final = 255
+_TOKEN_UNAVAILABLE_RETRY_AFTER: Final = 5
+
+
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def _bearer_token(request: web.Request) -> str | None:
+    header = request.headers.get("Authorization")
+    if header is None:
+        return None
+    scheme, _, credentials = header.partition(" ")
+    if scheme.lower() != "bearer" or not credentials.strip():
+        return None
+    return credentials.strip()
+
+
+def _idempotency_key(request: web.Request) -> tuple[str | None, FieldError | None]:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None, None
+    if not 0 < len(key) <= _IDEMPOTENCY_KEY_MAX or not (key.isascii() and key.isprintable()):
+        return None, FieldError(
+            "/headers/Idempotency-Key", f"must be 1 to {_IDEMPOTENCY_KEY_MAX} printable ASCII characters"
+        )
+    return key, None
+
+
+def _unavailable(request: web.Request, reason: str, retry_after: int) -> web.Response:
+    request.app[METRICS].shed[reason].inc()
+    return problem(
+        "service-unavailable",
+        detail="The service is temporarily unable to accept emails.",
+        request_id=request[REQUEST_ID],
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+async def ingest_email(request: web.Request) -> web.Response:
+    app = request.app
+    metrics = app[METRICS]
+    request_id: str = request[REQUEST_ID]
+    if app[LIFECYCLE].draining:
+        return _unavailable(request, "draining", 1)
+    if not _is_json(request.content_type):
+        metrics.rejections["unsupported_media_type"].inc()
+        return problem(
+            "unsupported-media-type",
+            detail=f"Send JSON with Content-Type: application/json, not {request.content_type!r}.",
+            request_id=request_id,
+        )
+    max_bytes = app[SETTINGS].max_body_bytes
+    if request.content_length is not None and request.content_length > max_bytes:
+        metrics.rejections["too_large"].inc()
+        return problem(
+            "payload-too-large", detail=f"The body must be at most {max_bytes} bytes.", request_id=request_id
+        )
+    body = await request.read()  # aiohttp enforces client_max_size for chunked bodies too (413)
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        metrics.rejections["malformed_json"].inc()
+        return problem("malformed-json", detail=f"The body is not valid JSON: {exc}", request_id=request_id)
+    if not isinstance(document, dict):
+        metrics.rejections["invalid_payload"].inc()
+        return problem(
+            "invalid-payload",
+            detail="The body must be a JSON object with 'data' and 'token'.",
+            request_id=request_id,
+            errors=[FieldError("", "must be an object with 'data' and 'token'")],
+        )
+
+    body_token = document.get("token")
+    token = _bearer_token(request) or (body_token if isinstance(body_token, str) else None)
+    verdict = app[TOKEN_CACHE].check(token)
+    if verdict is TokenCheck.UNAVAILABLE:
+        return _unavailable(request, "token_unavailable", _TOKEN_UNAVAILABLE_RETRY_AFTER)
+    if verdict is TokenCheck.INVALID:
+        metrics.rejections["unauthorized"].inc()
+        return problem(
+            "unauthorized",
+            detail="Send a valid token in the 'token' field or as 'Authorization: Bearer <token>'.",
+            request_id=request_id,
+            headers={"WWW-Authenticate": 'Bearer realm="email-ingest"'},
+        )
+
+    email, errors = parse_email(document.get("data"))
+    errors.extend(FieldError(f"/{key}", "is not a known field") for key in document if key not in _BODY_KEYS)
+    idempotency_key, header_error = _idempotency_key(request)
+    if header_error is not None:
+        errors.append(header_error)
+    if email is None or errors:
+        metrics.rejections["invalid_payload"].inc()
+        return problem(
+            "invalid-payload",
+            detail=f"{len(errors)} problem(s) with the request; see 'errors'.",
+            request_id=request_id,
+            errors=errors,
+        )
+
+    envelope = Envelope(
+        email_id=email_id_for(idempotency_key),
+        received_at=datetime.now(UTC),
+        request_id=request_id,
+        email=email,
+    )
+    try:
+        message_id = await app[PUBLISHER].publish(
+            envelope.to_body(),
+            {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}},
+        )
+    except PublishRejected as rejected:
+        return _unavailable(request, rejected.reason, rejected.retry_after_seconds)
+    metrics.accepted.inc()
+    return web.Response(
+        body=orjson.dumps({"status": "success", "message_id": message_id, "email_id": envelope.email_id}),
+        content_type="application/json",
+    )

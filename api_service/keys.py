@@ -1,0 +1,32 @@
+"""Typed keys for what the API application holds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from api_service.config import ApiSettings
+from api_service.metrics import ApiMetrics
+from api_service.publisher import BatchPublisher
+from api_service.token_cache import TokenCache
+
+
+@dataclass(slots=True)
+class Lifecycle:
+    """Set when SIGTERM arrives: readiness fails and new emails are refused while in-flight ones finish."""
+
+    draining: bool = False
+
+
+SETTINGS: Final = web.AppKey("settings", ApiSettings)
+REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
+METRICS: Final = web.AppKey("metrics", ApiMetrics)
+TOKEN_CACHE: Final = web.AppKey("token_cache", TokenCache)
+PUBLISHER: Final = web.AppKey("publisher", BatchPublisher)
+LIFECYCLE: Final = web.AppKey("lifecycle", Lifecycle)
+OPENAPI_DOCUMENT: Final = web.AppKey("openapi_document", bytes)
+
+REQUEST_ID: Final = "request_id"  # key in the request mapping, set by the middleware

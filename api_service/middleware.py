@@ -1,0 +1,92 @@
+"""One middleware for every request: request id, metrics, the access log line and error mapping."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import structlog
+from aiohttp import web
+
+from api_service.keys import METRICS, REQUEST_ID
+from api_service.problems import problem
+
+log = structlog.get_logger("api_service.access")
+
+_REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_KNOWN_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+_LOGGED_PATH_MAX: Final = 200
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def request_id_for(request: web.Request) -> str:
+    """The caller's X-Request-ID when it is a safe token; otherwise a new one (never log raw input)."""
+    supplied = request.headers.get("X-Request-ID")
+    if supplied is not None and _REQUEST_ID_PATTERN.fullmatch(supplied):
+        return supplied
+    return uuid.uuid4().hex
+
+
+def _problem_for(exc: web.HTTPException, request: web.Request, request_id: str) -> web.Response:
+    metrics = request.app[METRICS]
+    if isinstance(exc, web.HTTPMethodNotAllowed):
+        metrics.rejections["method_not_allowed"].inc()
+        return problem(
+            "method-not-allowed",
+            detail=f"{request.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}.",
+            request_id=request_id,
+            headers={"Allow": ", ".join(sorted(exc.allowed_methods))},
+        )
+    if isinstance(exc, web.HTTPRequestEntityTooLarge):
+        metrics.rejections["too_large"].inc()
+        return problem("payload-too-large", detail="The body is too large.", request_id=request_id)
+    if isinstance(exc, web.HTTPNotFound):
+        metrics.rejections["not_found"].inc()
+        return problem("not-found", detail="No such resource.", request_id=request_id)
+    raise exc
+
+
+@web.middleware
+async def observe_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    request_id = request_id_for(request)
+    request[REQUEST_ID] = request_id
+    metrics = request.app[METRICS]
+    metrics.in_flight.inc()
+    status = 500
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = _problem_for(exc, request, request_id)
+        except Exception:
+            log.exception("request_failed", path=request.path[:_LOGGED_PATH_MAX], request_id=request_id)
+            response = problem(
+                "internal-error", detail="An unexpected error occurred.", request_id=request_id
+            )
+    except web.HTTPException as exc:  # statuses we do not map go out as aiohttp made them
+        status = exc.status
+        raise
+    else:
+        status = response.status
+        response.headers["X-Request-ID"] = request_id
+        return response
+    finally:
+        metrics.in_flight.dec()
+        elapsed = time.perf_counter() - started
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        method = request.method if request.method in _KNOWN_METHODS else "OTHER"
+        metrics.observe(route, method, status, elapsed)
+        log.info(
+            "request",
+            method=method,
+            path=request.path[:_LOGGED_PATH_MAX],
+            status=status,
+            duration_ms=round(elapsed * 1000, 3),
+            request_id=request_id,
+        )

@@ -1,0 +1,367 @@
+"""One batching SQS publisher per process.
+
+Concurrent requests hand their messages to `publish()`; a single dispatcher packs them into
+`SendMessageBatch` calls (up to 10 entries and the batch byte limit), flushing when a batch is full
+or when its oldest entry has waited `linger` seconds. A request's future resolves with its MessageId
+only when SQS reported that entry as `Successful`; failed entries are retried with backoff and
+jitter until their deadline, then the request is told the publish failed. Nothing is ever
+acknowledged that SQS did not accept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from ingest_common.aws import THROTTLING_CODES, error_code, is_retryable
+
+log = structlog.get_logger("api_service.publisher")
+
+MAX_BATCH_ENTRIES: Final = 10
+# SQS raised the message and batch payload limit to 1 MiB in August 2025.
+MAX_BATCH_BYTES: Final = 1_048_576
+_BACKOFF_BASE_SECONDS: Final = 0.05
+_BACKOFF_CAP_SECONDS: Final = 2.0
+
+SendBatch = Callable[[list[dict[str, Any]]], Awaitable[Mapping[str, Any]]]
+
+
+class PublishRejected(Exception):
+    """The message was not taken: the client should retry later (HTTP 503 + Retry-After)."""
+
+    def __init__(self, reason: str, retry_after_seconds: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after_seconds = retry_after_seconds
+
+
+class PublisherMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.batch_entries = Histogram(
+            "email_ingest_publisher_batch_entries",
+            "Entries per SendMessageBatch call.",
+            registry=registry,
+            buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        )
+        self.batch_bytes = Histogram(
+            "email_ingest_publisher_batch_bytes",
+            "Message body bytes per SendMessageBatch call.",
+            registry=registry,
+            buckets=(1024, 4096, 16384, 65536, 262144, 524288, 1048576),
+        )
+        flushes = Counter(
+            "email_ingest_publisher_flushes_total",
+            "Batches sent, by what triggered them.",
+            ["reason"],
+            registry=registry,
+        )
+        self.flushes = {reason: flushes.labels(reason) for reason in ("full", "size", "linger", "drain")}
+        failed = Counter(
+            "email_ingest_publisher_entries_failed_total",
+            "Entries SQS did not take in one attempt; 'deadline' and 'permanent' reach the client.",
+            ["reason"],
+            registry=registry,
+        )
+        self.failed = {reason: failed.labels(reason) for reason in ("retryable", "permanent", "deadline")}
+        self.retries = Counter(
+            "email_ingest_publisher_retries_total",
+            "Entries scheduled for another attempt.",
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "email_ingest_publisher_pending_entries",
+            "Entries accepted by the publisher and not yet answered.",
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "email_ingest_publisher_batches_in_flight", "SendMessageBatch calls under way.", registry=registry
+        )
+
+
+@dataclass(slots=True, eq=False)
+class _Entry:
+    body: str
+    attributes: dict[str, Any]
+    size: int
+    future: asyncio.Future[str]
+    enqueued_at: float
+    deadline: float
+    attempts: int = 0
+    last_error: str = field(default="")
+
+
+class BatchPublisher:
+    def __init__(
+        self,
+        send_batch: SendBatch,
+        *,
+        linger_seconds: float,
+        max_batches_in_flight: int,
+        max_pending: int,
+        deadline_seconds: float,
+        metrics: PublisherMetrics | None = None,
+        max_batch_bytes: int = MAX_BATCH_BYTES,
+    ) -> None:
+        self._send_batch = send_batch
+        self._linger = linger_seconds
+        self._max_pending = max_pending
+        self._deadline = deadline_seconds
+        self._max_batch_bytes = max_batch_bytes
+        self._metrics = metrics
+        self._slots = asyncio.Semaphore(max_batches_in_flight)
+        self._queue: deque[_Entry] = deque()
+        self._queued_bytes = 0
+        self._outstanding = 0  # accepted and not yet answered: queued, in flight or waiting to retry
+        self._wakeup = asyncio.Event()
+        self._draining = False
+        self._dispatcher: asyncio.Task[None] | None = None
+        self._sends: set[asyncio.Task[None]] = set()
+        self._retry_timers: dict[_Entry, asyncio.TimerHandle] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.consecutive_failed_calls = 0
+
+    # -- the request side -------------------------------------------------------------------------
+
+    @property
+    def outstanding(self) -> int:
+        return self._outstanding
+
+    @property
+    def running(self) -> bool:
+        return self._dispatcher is not None and not self._dispatcher.done() and not self._draining
+
+    async def publish(self, body: str, attributes: dict[str, Any] | None = None) -> str:
+        """Returns the SQS MessageId once SQS accepted the message; raises PublishRejected otherwise."""
+        if self._draining or self._dispatcher is None:
+            raise PublishRejected("draining", retry_after_seconds=1)
+        if self._outstanding >= self._max_pending:
+            raise PublishRejected("queue_full", retry_after_seconds=1)
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        entry = _Entry(
+            body=body,
+            attributes=attributes or {},
+            size=len(body.encode("utf-8")) + _attributes_size(attributes),
+            future=loop.create_future(),
+            enqueued_at=now,
+            deadline=now + self._deadline,
+        )
+        self._outstanding += 1
+        self._idle.clear()
+        if self._metrics:
+            self._metrics.pending.inc()
+        self._enqueue(entry)
+        return await entry.future
+
+    def _enqueue(self, entry: _Entry) -> None:
+        self._queue.append(entry)
+        self._queued_bytes += entry.size
+        # Wake the dispatcher only when it has something new to decide: a first entry (start the
+        # linger clock) or a full batch. Waking it per entry costs CPU at high rates.
+        if (
+            len(self._queue) == 1
+            or len(self._queue) >= MAX_BATCH_ENTRIES
+            or self._queued_bytes >= self._max_batch_bytes
+        ):
+            self._wakeup.set()
+
+    # -- the dispatcher ---------------------------------------------------------------------------
+
+    def _batch_ready(self) -> bool:
+        return len(self._queue) >= MAX_BATCH_ENTRIES or self._queued_bytes >= self._max_batch_bytes
+
+    async def _dispatch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if not self._queue:
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if not self._batch_ready() and not self._draining:
+                delay = self._queue[0].enqueued_at + self._linger - loop.time()
+                if delay > 0:
+                    self._wakeup.clear()
+                    timer = loop.call_later(delay, self._wakeup.set)
+                    await self._wakeup.wait()
+                    timer.cancel()
+                    continue
+            await self._slots.acquire()
+            batch, reason = self._take_batch()
+            if not batch:
+                self._slots.release()
+                continue
+            task = asyncio.create_task(self._send(batch, reason))
+            self._sends.add(task)
+            task.add_done_callback(self._sends.discard)
+
+    def _take_batch(self) -> tuple[list[_Entry], str]:
+        batch: list[_Entry] = []
+        size = 0
+        reason = "drain" if self._draining else "linger"
+        while self._queue and len(batch) < MAX_BATCH_ENTRIES:
+            entry = self._queue[0]
+            if batch and size + entry.size > self._max_batch_bytes:
+                reason = "size"
+                break
+            self._queue.popleft()
+            self._queued_bytes -= entry.size
+            if entry.future.done():  # the caller went away; nothing to answer
+                self._finish(entry)
+                continue
+            batch.append(entry)
+            size += entry.size
+        if len(batch) == MAX_BATCH_ENTRIES:
+            reason = "full"
+        if batch and self._metrics:
+            self._metrics.flushes[reason].inc()
+            self._metrics.batch_entries.observe(len(batch))
+            self._metrics.batch_bytes.observe(size)
+        return batch, reason
+
+    async def _send(self, batch: list[_Entry], reason: str) -> None:
+        if self._metrics:
+            self._metrics.in_flight.inc()
+        try:
+            request = [
+                {"Id": str(index), "MessageBody": entry.body, "MessageAttributes": entry.attributes}
+                if entry.attributes
+                else {"Id": str(index), "MessageBody": entry.body}
+                for index, entry in enumerate(batch)
+            ]
+            try:
+                response = await self._send_batch(request)
+            except asyncio.CancelledError:
+                # Only a drain that ran out of time cancels a send: whatever SQS did, the caller hears 503.
+                for entry in batch:
+                    self._reject(entry, "draining")
+                raise
+            except Exception as exc:  # the whole call failed: classify once for every entry
+                self.consecutive_failed_calls += 1
+                code = error_code(exc)
+                retryable = is_retryable(exc)
+                log.warning(
+                    "publish_call_failed", error=code, entries=len(batch), retryable=retryable, flush=reason
+                )
+                for entry in batch:
+                    self._fail(entry, code, retryable=retryable)
+                return
+            self.consecutive_failed_calls = 0
+            answered: set[int] = set()
+            for success in response.get("Successful", ()):
+                index = int(success["Id"])
+                answered.add(index)
+                self._resolve(batch[index], str(success["MessageId"]))
+            for failure in response.get("Failed", ()):
+                index = int(failure["Id"])
+                answered.add(index)
+                code = str(failure.get("Code", "Unknown"))
+                # Throttling can come back marked SenderFault=true and still be transient.
+                retryable = not failure.get("SenderFault", False) or code in THROTTLING_CODES
+                log.warning("publish_entry_failed", error=code, retryable=retryable)
+                self._fail(batch[index], code, retryable=retryable)
+            for index, entry in enumerate(batch):
+                if index not in answered:  # never assume success for an entry SQS did not mention
+                    self._fail(entry, "MissingFromResponse", retryable=True)
+        finally:
+            self._slots.release()
+            if self._metrics:
+                self._metrics.in_flight.dec()
+
+    # -- answering --------------------------------------------------------------------------------
+
+    def _finish(self, entry: _Entry) -> None:
+        self._outstanding -= 1
+        if self._metrics:
+            self._metrics.pending.dec()
+        if self._outstanding == 0:
+            self._idle.set()
+
+    def _resolve(self, entry: _Entry, message_id: str) -> None:
+        if not entry.future.done():
+            entry.future.set_result(message_id)
+        self._finish(entry)
+
+    def _reject(self, entry: _Entry, reason: str) -> None:
+        if not entry.future.done():
+            entry.future.set_exception(PublishRejected(reason, retry_after_seconds=2))
+        self._finish(entry)
+
+    def _fail(self, entry: _Entry, code: str, *, retryable: bool) -> None:
+        entry.last_error = code
+        if not retryable:
+            if self._metrics:
+                self._metrics.failed["permanent"].inc()
+            self._reject(entry, "publish_failed")
+            return
+        if self._metrics:
+            self._metrics.failed["retryable"].inc()
+        entry.attempts += 1
+        loop = asyncio.get_running_loop()
+        # Full jitter: concurrent retries after an outage must not arrive together.
+        backoff = random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**entry.attempts))  # noqa: S311
+        if loop.time() + backoff >= entry.deadline or entry.future.done():
+            if self._metrics:
+                self._metrics.failed["deadline"].inc()
+            self._reject(entry, "publish_failed")
+            return
+        if self._metrics:
+            self._metrics.retries.inc()
+        self._retry_timers[entry] = loop.call_later(backoff, self._requeue, entry)
+
+    def _requeue(self, entry: _Entry) -> None:
+        self._retry_timers.pop(entry, None)
+        entry.enqueued_at = asyncio.get_running_loop().time() - self._linger  # ready to go at once
+        self._enqueue(entry)
+        self._wakeup.set()
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._dispatcher = asyncio.create_task(self._dispatch(), name="sqs-publisher")
+
+    def begin_drain(self) -> None:
+        """Refuses new messages and sends what is queued without waiting for the linger."""
+        self._draining = True
+        self._wakeup.set()
+
+    async def close(self, timeout: float) -> None:
+        """Drains: every accepted message is answered (sent, or failed) before this returns."""
+        self.begin_drain()
+        started = time.monotonic()
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            log.warning("publisher_drain_timeout", unanswered=self._outstanding, waited_seconds=timeout)
+        finally:
+            if self._dispatcher is not None:
+                self._dispatcher.cancel()
+                await asyncio.gather(self._dispatcher, return_exceptions=True)
+            for task in list(self._sends):
+                task.cancel()
+            await asyncio.gather(*self._sends, return_exceptions=True)
+            for entry, timer in list(self._retry_timers.items()):
+                timer.cancel()
+                self._reject(entry, "draining")
+            self._retry_timers.clear()
+            for entry in list(self._queue):
+                self._reject(entry, "draining")
+            self._queue.clear()
+        log.info("publisher_drained", seconds=round(time.monotonic() - started, 3))
+
+
+def _attributes_size(attributes: Mapping[str, Any] | None) -> int:
+    if not attributes:
+        return 0
+    size = 0
+    for name, value in attributes.items():
+        size += len(name) + len(value.get("DataType", "")) + len(value.get("StringValue", ""))
+    return size

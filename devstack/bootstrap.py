@@ -1,0 +1,97 @@
+"""Creates what the services need in an AWS endpoint (the emulator): idempotent, safe to re-run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+DUMMY_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class StackNames:
+    queue: str = "email-ingest"
+    dead_letter_queue: str = "email-ingest-dlq"
+    bucket: str = "email-ingest-local"
+    token_parameter: str = "/email-ingest/api-token"  # noqa: S105 - a parameter name, not a token
+    region: str = "us-east-1"
+    max_receive_count: int = 5
+    visibility_timeout_seconds: int = 30
+    receive_wait_seconds: int = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    region: str
+    queue_url: str
+    dead_letter_queue_url: str
+    bucket: str
+    token_parameter: str
+
+
+def emulator_client(service: str, endpoint_url: str, region: str = "us-east-1") -> Any:
+    """A boto3 client for an emulator endpoint, with the placeholder credentials emulators accept."""
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name=region,
+        aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
+    )
+
+
+def ensure_queues(sqs_endpoint_url: str, names: StackNames) -> tuple[str, str]:
+    sqs = emulator_client("sqs", sqs_endpoint_url, names.region)
+    dlq_url = sqs.create_queue(
+        QueueName=names.dead_letter_queue, Attributes={"MessageRetentionPeriod": "1209600"}
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    attributes = {
+        "VisibilityTimeout": str(names.visibility_timeout_seconds),
+        "ReceiveMessageWaitTimeSeconds": str(names.receive_wait_seconds),
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(names.max_receive_count)}
+        ),
+    }
+    try:
+        queue_url = sqs.create_queue(QueueName=names.queue, Attributes=attributes)["QueueUrl"]
+    except ClientError as exc:  # exists with other attributes: bring it in line instead of failing
+        if exc.response["Error"]["Code"] not in {"QueueAlreadyExists", "QueueNameExists"}:
+            raise
+        queue_url = sqs.get_queue_url(QueueName=names.queue)["QueueUrl"]
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=attributes)
+    return queue_url, dlq_url
+
+
+def bootstrap(
+    endpoint_url: str, token: str, names: StackNames | None = None, *, sqs_endpoint_url: str | None = None
+) -> Resources:
+    """SSM SecureString with the token, the queue with its DLQ and redrive policy, and the bucket."""
+    names = names or StackNames()
+    ssm = emulator_client("ssm", endpoint_url, names.region)
+    ssm.put_parameter(Name=names.token_parameter, Value=token, Type="SecureString", Overwrite=True)
+    queue_url, dlq_url = ensure_queues(sqs_endpoint_url or endpoint_url, names)
+    s3 = emulator_client("s3", endpoint_url, names.region)
+    try:
+        s3.create_bucket(Bucket=names.bucket)
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] not in {"BucketAlreadyOwnedByYou", "BucketAlreadyExists"}:
+            raise
+    return Resources(
+        region=names.region,
+        queue_url=queue_url,
+        dead_letter_queue_url=dlq_url,
+        bucket=names.bucket,
+        token_parameter=names.token_parameter,
+    )

@@ -1,0 +1,169 @@
+"""The email record and the rules every copy of it obeys, at the API's edge and inside the envelope."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+EMAIL_FIELDS = ("email_subject", "email_sender", "email_timestream", "email_content")
+
+# The public solutions this project replaces accept years 2000 to 2100; so do we, as Unix seconds.
+TIMESTREAM_MIN = 946_684_800  # 2000-01-01T00:00:00Z
+TIMESTREAM_MAX = 4_102_444_799  # 2099-12-31T23:59:59Z
+SUBJECT_MAX_CHARS = 998  # RFC 5322's line limit for a header
+SENDER_MAX_CHARS = 320  # a full mailbox: 64-char local part, @, 255-char domain
+CONTENT_MAX_BYTES = 256 * 1024  # UTF-8 bytes; keeps an envelope far below SQS's 1 MiB message limit
+_TIMESTREAM_MAX_DIGITS = 12
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One reason a field was refused; `pointer` is a JSON Pointer into the request body (RFC 6901)."""
+
+    pointer: str
+    detail: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"pointer": self.pointer, "detail": self.detail}
+
+
+@dataclass(frozen=True, slots=True)
+class Email:
+    subject: str
+    sender: str
+    timestream: int
+    content: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        return {
+            "email_subject": self.subject,
+            "email_sender": self.sender,
+            "email_timestream": self.timestream,
+            "email_content": self.content,
+        }
+
+
+def _utf8_len(value: str) -> int | None:
+    """UTF-8 length, or None for strings that cannot be encoded (lone surrogates)."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        return None
+
+
+def _has_control_chars(value: str) -> bool:
+    return any(ord(char) < 32 and char != "\t" for char in value) or "\x7f" in value
+
+
+def _check_text(
+    data: Mapping[str, object],
+    field: str,
+    pointer: str,
+    errors: list[FieldError],
+    *,
+    max_chars: int | None,
+    max_bytes: int | None,
+    single_line: bool,
+) -> str | None:
+    value = data.get(field)
+    if field not in data:
+        errors.append(FieldError(pointer, "is required"))
+        return None
+    if not isinstance(value, str):
+        errors.append(FieldError(pointer, "must be a string"))
+        return None
+    if not value.strip():
+        errors.append(FieldError(pointer, "must not be empty or only whitespace"))
+        return None
+    if max_chars is not None and len(value) > max_chars:
+        errors.append(FieldError(pointer, f"must be at most {max_chars} characters"))
+        return None
+    size = _utf8_len(value)
+    if size is None:
+        errors.append(FieldError(pointer, "must be valid Unicode text"))
+        return None
+    if max_bytes is not None and size > max_bytes:
+        errors.append(FieldError(pointer, f"must be at most {max_bytes} bytes of UTF-8"))
+        return None
+    if single_line and _has_control_chars(value):
+        errors.append(FieldError(pointer, "must not contain control characters or line breaks"))
+        return None
+    return value
+
+
+def _check_timestream(data: Mapping[str, object], pointer: str, errors: list[FieldError]) -> int | None:
+    if "email_timestream" not in data:
+        errors.append(FieldError(pointer, "is required"))
+        return None
+    value = data["email_timestream"]
+    seconds: int
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        errors.append(
+            FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits")
+        )
+        return None
+    if isinstance(value, str):
+        if not (value.isascii() and value.isdigit() and len(value) <= _TIMESTREAM_MAX_DIGITS):
+            errors.append(
+                FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits")
+            )
+            return None
+        seconds = int(value)
+    else:
+        seconds = value
+    if not TIMESTREAM_MIN <= seconds <= TIMESTREAM_MAX:
+        errors.append(
+            FieldError(
+                pointer, f"must be between {TIMESTREAM_MIN} and {TIMESTREAM_MAX} (years 2000 to 2099, UTC)"
+            )
+        )
+        return None
+    return seconds
+
+
+def parse_email(data: object, pointer_prefix: str = "/data") -> tuple[Email | None, list[FieldError]]:
+    """Validates an email object; returns it, or every reason it was refused (never raises)."""
+    if not isinstance(data, dict):
+        return None, [FieldError(pointer_prefix, "must be an object with the email fields")]
+    errors: list[FieldError] = []
+    subject = _check_text(
+        data,
+        "email_subject",
+        f"{pointer_prefix}/email_subject",
+        errors,
+        max_chars=SUBJECT_MAX_CHARS,
+        max_bytes=None,
+        single_line=True,
+    )
+    sender = _check_text(
+        data,
+        "email_sender",
+        f"{pointer_prefix}/email_sender",
+        errors,
+        max_chars=SENDER_MAX_CHARS,
+        max_bytes=None,
+        single_line=True,
+    )
+    timestream = _check_timestream(data, f"{pointer_prefix}/email_timestream", errors)
+    content = _check_text(
+        data,
+        "email_content",
+        f"{pointer_prefix}/email_content",
+        errors,
+        max_chars=None,
+        max_bytes=CONTENT_MAX_BYTES,
+        single_line=False,
+    )
+    # Unknown fields are refused, never dropped: a client that sends more than we store must hear about it.
+    errors.extend(
+        FieldError(f"{pointer_prefix}/{_escape_pointer(str(key))}", "is not a known field")
+        for key in data
+        if key not in EMAIL_FIELDS
+    )
+    if errors or subject is None or sender is None or timestream is None or content is None:
+        return None, errors
+    return Email(subject=subject, sender=sender, timestream=timestream, content=content), []
+
+
+def _escape_pointer(token: str) -> str:
+    return token.replace("~", "~0").replace("/", "~1")

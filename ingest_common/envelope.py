@@ -1,0 +1,138 @@
+"""The SQS message envelope: the one contract between the API and the consumer (docs/contract.md).
+
+Version 1 body:
+    {"v": 1, "email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str, "email": {...}}
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final, TypeGuard
+
+import orjson
+
+from ingest_common.email import Email, FieldError, parse_email
+
+ENVELOPE_VERSION: Final = 1
+REQUEST_ID_ATTRIBUTE: Final = "request_id"
+# Namespace for email ids derived from a client's Idempotency-Key (uuid5), fixed forever.
+IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11")
+_ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email"})
+_MAX_ID_CHARS: Final = 128
+
+# SQS refuses these code points in a message body; JSON leaves them raw, so we escape them ourselves.
+_SQS_FORBIDDEN_UTF8: Final = ((b"\xef\xbf\xbe", b"\\ufffe"), (b"\xef\xbf\xbf", b"\\uffff"))
+
+
+class EnvelopeError(ValueError):
+    """A message that is not a valid envelope. `reason` is a metric label."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+def email_id_for(idempotency_key: str | None) -> str:
+    """A stable id for a client's Idempotency-Key, or a fresh random one."""
+    if idempotency_key is None:
+        return str(uuid.uuid4())
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
+
+
+def format_timestamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def sqs_safe_json(document: object) -> bytes:
+    """JSON bytes that SQS accepts as a message body."""
+    data = orjson.dumps(document)
+    if b"\xef\xbf" in data:
+        for raw, escaped in _SQS_FORBIDDEN_UTF8:
+            data = data.replace(raw, escaped)
+    return data
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    email_id: str
+    received_at: datetime
+    request_id: str
+    email: Email
+
+    def to_body(self) -> str:
+        return sqs_safe_json(
+            {
+                "v": ENVELOPE_VERSION,
+                "email_id": self.email_id,
+                "received_at": format_timestamp(self.received_at),
+                "request_id": self.request_id,
+                "email": self.email.as_dict(),
+            }
+        ).decode("utf-8")
+
+    def stored_object(self) -> bytes:
+        """The JSON document written to S3."""
+        return orjson.dumps(
+            {
+                "email_id": self.email_id,
+                "received_at": format_timestamp(self.received_at),
+                **self.email.as_dict(),
+            }
+        )
+
+    def s3_key(self, prefix: str) -> str:
+        """`<prefix>YYYY/MM/DD/<email_id>.json`, dated by the email's own timestamp (UTC).
+
+        The email's timestamp, not the time of receipt, so that a client's retry with the same
+        Idempotency-Key maps to the same object even when it arrives on another day.
+        """
+        day = datetime.fromtimestamp(self.email.timestream, tz=UTC)
+        return f"{prefix}{day:%Y/%m/%d}/{self.email_id}.json"
+
+
+def _parse_timestamp(value: object) -> datetime | None:
+    if not isinstance(value, str) or not value.endswith("Z"):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else None
+
+
+def _is_identifier(value: object) -> TypeGuard[str]:
+    return isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS and value.isprintable()
+
+
+def parse_envelope(body: str | bytes) -> Envelope:
+    """Parses and validates an envelope; raises EnvelopeError (never anything else) when it is not one."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise EnvelopeError("invalid_json", str(exc)) from None
+    if not isinstance(document, dict):
+        raise EnvelopeError("invalid_envelope", "the body is not a JSON object")
+    version = document.get("v")
+    if version != ENVELOPE_VERSION or isinstance(version, bool):
+        raise EnvelopeError("unsupported_version", f"envelope version {version!r} is not {ENVELOPE_VERSION}")
+    unknown = set(document) - _ENVELOPE_KEYS
+    if unknown:
+        raise EnvelopeError("invalid_envelope", f"unknown keys {sorted(unknown)}")
+    email_id = document.get("email_id")
+    request_id = document.get("request_id")
+    received_at = _parse_timestamp(document.get("received_at"))
+    if not _is_identifier(email_id) or not _is_identifier(request_id) or received_at is None:
+        raise EnvelopeError("invalid_envelope", "email_id, request_id or received_at is missing or malformed")
+    if "/" in email_id or email_id in {".", ".."}:
+        raise EnvelopeError("invalid_envelope", "email_id is not usable as an object name")
+    email, errors = parse_email(document.get("email"), pointer_prefix="/email")
+    if email is None:
+        raise EnvelopeError("invalid_envelope", _describe(errors))
+    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email)
+
+
+def _describe(errors: list[FieldError]) -> str:
+    return "; ".join(f"{error.pointer} {error.detail}" for error in errors)
