@@ -2,41 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import sys
-
-import structlog
-from aiohttp import web
 
 from api_service.app import begin_drain, create_app
 from api_service.config import ApiSettings
 from ingest_common.config import ConfigError
 from ingest_common.logging import configure_logging
-from ingest_common.runtime import run_main
-
-log = structlog.get_logger("api_service")
+from ingest_common.runtime import run_main, serve_until_signalled
 
 
 async def serve(settings: ApiSettings) -> None:
     app = create_app(settings)
-    # shutdown_timeout bounds how long in-flight requests may take to be answered after SIGTERM.
-    runner = web.AppRunner(
-        app, access_log=None, shutdown_timeout=settings.shutdown_grace_seconds, handle_signals=False
+
+    async def drain() -> None:
+        # New emails get 503 from here on; queued ones are flushed at once. aiohttp then stops
+        # listening and waits (up to the grace period) for every in-flight request to be answered.
+        begin_drain(app)
+
+    await serve_until_signalled(
+        app, host=settings.host, port=settings.port, shutdown_timeout=settings.shutdown_grace_seconds, on_stop=drain
     )
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port, backlog=1024)
-    await site.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    log.info("api_started", host=settings.host, port=settings.port)
-    await stop.wait()
-    log.info("api_draining", grace_seconds=settings.shutdown_grace_seconds)
-    begin_drain(app)
-    await runner.cleanup()
-    log.info("api_stopped")
 
 
 def main() -> int:

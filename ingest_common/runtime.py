@@ -1,10 +1,16 @@
-"""Running a service's main coroutine on the fastest event loop available."""
+"""Running a service: the fastest event loop available, and a stop sequence on SIGTERM/SIGINT."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import signal
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
+
+import structlog
+from aiohttp import web
+
+log = structlog.get_logger("ingest_common.runtime")
 
 
 def run_main(main: Coroutine[Any, Any, None]) -> None:
@@ -15,3 +21,33 @@ def run_main(main: Coroutine[Any, Any, None]) -> None:
         return
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main)
+
+
+async def serve_until_signalled(
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    shutdown_timeout: float,
+    on_stop: Callable[[], Awaitable[None]],
+) -> None:
+    """Serves `app` until SIGTERM or SIGINT, awaits `on_stop` (the service's drain), then cleans up.
+
+    The listening socket stays open while `on_stop` runs, so readiness probes see the drain.
+    """
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    log.info("started", host=host, port=port)
+    await stop.wait()
+    log.info("stopping", grace_seconds=shutdown_timeout)
+    try:
+        await on_stop()
+    finally:
+        await runner.cleanup()
+    log.info("stopped")

@@ -1,0 +1,40 @@
+"""`python -m consumer_service`: drain SQS into S3 until SIGTERM, then finish in-flight work and exit 0."""
+
+from __future__ import annotations
+
+import sys
+
+from consumer_service.app import create_app
+from consumer_service.config import ConsumerSettings
+from consumer_service.keys import CONSUMER
+from ingest_common.config import ConfigError
+from ingest_common.logging import configure_logging
+from ingest_common.runtime import run_main, serve_until_signalled
+
+
+async def serve(settings: ConsumerSettings) -> None:
+    app = create_app(settings)
+
+    async def drain() -> None:
+        consumer = app.get(CONSUMER)
+        if consumer is not None:
+            await consumer.drain(settings.shutdown_grace_seconds)
+
+    await serve_until_signalled(
+        app, host=settings.host, port=settings.port, shutdown_timeout=5.0, on_stop=drain
+    )
+
+
+def main() -> int:
+    try:
+        settings = ConsumerSettings.from_env()
+    except ConfigError as exc:
+        print(f"consumer_service: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, "consumer")
+    run_main(serve(settings))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

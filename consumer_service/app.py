@@ -1,0 +1,184 @@
+"""The consumer's application factory: the data path runs beside a small health and metrics server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from functools import partial
+from typing import Any, cast
+
+import aioboto3
+import structlog
+from aiohttp import web
+
+from consumer_service.config import ConsumerSettings
+from consumer_service.deleter import BatchDeleter
+from consumer_service.health import liveness, readiness
+from consumer_service.heartbeat import Heartbeat
+from consumer_service.keys import CONSUMER, METRICS, REGISTRY, SETTINGS
+from consumer_service.metrics import ConsumerMetrics
+from consumer_service.poller import Consumer
+from consumer_service.queue_stats import QueueStats, attribute_names
+from consumer_service.writer import S3Writer
+from ingest_common.aws import AwsCallMetrics, client_config
+from ingest_common.metrics import metrics_handler, new_registry
+
+log = structlog.get_logger("consumer_service")
+
+_FALLBACK_VISIBILITY_SECONDS = 30
+
+
+async def aws_resources(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
+    """One SQS and one S3 client for the life of the process, and the consumer running on them."""
+    settings = app[SETTINGS]
+    metrics = app[METRICS]
+    aws = AwsCallMetrics(app[REGISTRY])
+    # Long polls hold a connection each for up to WaitTimeSeconds: the read timeout must outlast them.
+    sqs_config = client_config(
+        max_pool_connections=settings.pollers + 8,
+        read_timeout=settings.wait_time_seconds + 10.0,
+        max_attempts=3,
+    )
+    # The writer retries with its own backoff; botocore must not multiply the attempts.
+    s3_config = client_config(max_pool_connections=settings.max_in_flight, read_timeout=30.0, max_attempts=1)
+    async with (
+        session.client("sqs", region_name=settings.region, config=sqs_config) as sqs,
+        session.client("s3", region_name=settings.region, config=s3_config) as s3,
+    ):
+        queue_url = settings.queue_url
+        visibility = settings.visibility_timeout_seconds or await _queue_visibility(sqs, queue_url, aws)
+
+        async def receive(count: int) -> Any:
+            return await aws.call(
+                "sqs",
+                "ReceiveMessage",
+                partial(
+                    sqs.receive_message,
+                    QueueUrl=queue_url,
+                    MaxNumberOfMessages=count,
+                    WaitTimeSeconds=settings.wait_time_seconds,
+                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+                    MessageAttributeNames=["All"],
+                ),
+            )
+
+        async def change_visibility(receipt_handle: str, seconds: int) -> Any:
+            return await aws.call(
+                "sqs",
+                "ChangeMessageVisibility",
+                partial(
+                    sqs.change_message_visibility,
+                    QueueUrl=queue_url,
+                    ReceiptHandle=receipt_handle,
+                    VisibilityTimeout=seconds,
+                ),
+            )
+
+        async def change_visibility_batch(entries: list[dict[str, Any]]) -> Any:
+            return await aws.call(
+                "sqs",
+                "ChangeMessageVisibilityBatch",
+                partial(sqs.change_message_visibility_batch, QueueUrl=queue_url, Entries=cast(Any, entries)),
+            )
+
+        async def delete_batch(entries: list[dict[str, str]]) -> Any:
+            return await aws.call(
+                "sqs",
+                "DeleteMessageBatch",
+                partial(sqs.delete_message_batch, QueueUrl=queue_url, Entries=cast(Any, entries)),
+            )
+
+        async def put_object(**kwargs: Any) -> Any:
+            return await aws.call("s3", "PutObject", partial(s3.put_object, **kwargs))
+
+        async def queue_attributes(url: str) -> dict[str, str]:
+            response = await aws.call(
+                "sqs",
+                "GetQueueAttributes",
+                partial(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=cast(Any, attribute_names())),
+            )
+            return {str(name): value for name, value in response.get("Attributes", {}).items()}
+
+        consumer = Consumer(
+            receive=receive,
+            change_visibility=change_visibility,
+            writer=S3Writer(
+                put_object,
+                bucket=settings.bucket,
+                key_prefix=settings.key_prefix,
+                max_attempts=settings.s3_max_attempts,
+                metrics=metrics,
+            ),
+            deleter=BatchDeleter(delete_batch, metrics=metrics),
+            heartbeat=Heartbeat(
+                change_visibility_batch,
+                visibility_timeout_seconds=visibility,
+                fraction=settings.heartbeat_fraction,
+                metrics=metrics,
+            ),
+            pollers=settings.pollers,
+            max_in_flight=settings.max_in_flight,
+            metrics=metrics,
+        )
+        queues = {"main": queue_url}
+        if settings.dead_letter_queue_url:
+            queues["dlq"] = settings.dead_letter_queue_url
+        stats = QueueStats(
+            queue_attributes,
+            queues=queues,
+            interval_seconds=settings.queue_metrics_interval_seconds,
+            metrics=metrics,
+        )
+        app[CONSUMER] = consumer
+        consumer.start()
+        stats.start()
+        log.info(
+            "consumer_started",
+            pollers=settings.pollers,
+            max_in_flight=settings.max_in_flight,
+            visibility_timeout_seconds=visibility,
+        )
+        try:
+            yield
+        finally:
+            if not consumer.draining:
+                await consumer.drain(settings.shutdown_grace_seconds)
+            await stats.stop()
+
+
+async def _queue_visibility(sqs: Any, queue_url: str, aws: AwsCallMetrics) -> int:
+    """The queue's own visibility timeout; warns when it has no redrive policy (poison would cycle)."""
+    try:
+        response = await aws.call(
+            "sqs",
+            "GetQueueAttributes",
+            partial(
+                sqs.get_queue_attributes,
+                QueueUrl=queue_url,
+                AttributeNames=["VisibilityTimeout", "RedrivePolicy"],
+            ),
+        )
+    except Exception:
+        log.warning("queue_attributes_unavailable", fallback_visibility_seconds=_FALLBACK_VISIBILITY_SECONDS)
+        return _FALLBACK_VISIBILITY_SECONDS
+    attributes = response.get("Attributes", {})
+    if "RedrivePolicy" not in attributes:
+        log.warning(
+            "queue_has_no_redrive_policy", consequence="poison messages are retried until they expire"
+        )
+    else:
+        log.info("queue_redrive_policy", policy=json.loads(attributes["RedrivePolicy"]))
+    return int(attributes.get("VisibilityTimeout", _FALLBACK_VISIBILITY_SECONDS))
+
+
+def create_app(settings: ConsumerSettings, *, session: aioboto3.Session | None = None) -> web.Application:
+    app = web.Application()
+    registry = new_registry("consumer")
+    app[SETTINGS] = settings
+    app[REGISTRY] = registry
+    app[METRICS] = ConsumerMetrics(registry)
+    app.cleanup_ctx.append(partial(aws_resources, session or aioboto3.Session()))
+    app.router.add_get("/healthz", liveness)
+    app.router.add_get("/readyz", readiness)
+    app.router.add_get("/metrics", metrics_handler(registry))
+    return app

@@ -1,0 +1,65 @@
+"""Consumer settings, read once from the environment at start-up (names in docs/contract.md)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ingest_common.config import LOG_LEVELS, EnvReader
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerSettings:
+    region: str
+    queue_url: str
+    bucket: str
+    dead_letter_queue_url: str | None = None
+    key_prefix: str = "emails/"
+    host: str = "127.0.0.1"
+    port: int = 8081
+    pollers: int = 4
+    max_in_flight: int = 64
+    wait_time_seconds: int = 20
+    visibility_timeout_seconds: int = 0  # 0: read from the queue at start-up
+    heartbeat_fraction: float = 0.5
+    s3_max_attempts: int = 5
+    queue_metrics_interval_seconds: float = 15.0
+    shutdown_grace_seconds: float = 25.0
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerSettings:
+        env = EnvReader(os.environ if environ is None else environ)
+        dlq = env.optional("SQS_DLQ_URL")
+        if dlq is not None and not dlq.startswith(("https://", "http://")):
+            env.problems.append(f"SQS_DLQ_URL={dlq!r} is not an http(s) URL (the dead-letter queue)")
+        prefix = env.optional("S3_KEY_PREFIX", "emails/") or "emails/"
+        if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
+            env.problems.append(f"S3_KEY_PREFIX={prefix!r} must not start with '/' and must end with '/'")
+        settings = cls(
+            region=env.first_of(
+                ("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and bucket"
+            ),
+            queue_url=env.url("SQS_QUEUE_URL", "the SQS queue to drain"),
+            bucket=env.required("S3_BUCKET", "the bucket the emails are stored in"),
+            dead_letter_queue_url=dlq,
+            key_prefix=prefix,
+            host=env.optional("CONSUMER_HOST", "127.0.0.1") or "127.0.0.1",
+            port=env.integer("CONSUMER_PORT", 8081, minimum=1, maximum=65535),
+            pollers=env.integer("CONSUMER_POLLERS", 4, minimum=1, maximum=64),
+            max_in_flight=env.integer("CONSUMER_MAX_IN_FLIGHT", 64, minimum=1, maximum=10_000),
+            wait_time_seconds=env.integer("SQS_WAIT_TIME_SECONDS", 20, minimum=0, maximum=20),
+            visibility_timeout_seconds=env.integer(
+                "VISIBILITY_TIMEOUT_SECONDS", 0, minimum=0, maximum=43_200
+            ),
+            heartbeat_fraction=env.number("HEARTBEAT_FRACTION", 0.5, minimum=0.1, maximum=0.9),
+            s3_max_attempts=env.integer("S3_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+            queue_metrics_interval_seconds=env.number(
+                "QUEUE_METRICS_INTERVAL_SECONDS", 15.0, minimum=0.5, maximum=3600
+            ),
+            shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0, maximum=3600),
+            log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
+        )
+        env.finish()
+        return settings

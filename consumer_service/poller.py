@@ -1,0 +1,202 @@
+"""The receive side: concurrent long polls feeding a bounded pool of message processors.
+
+A message is deleted only after its email is stored; a poison message is never deleted by us and is
+moved to the DLQ by the queue's redrive policy (see docs/consumer.md); on drain, long polls are
+cancelled, work under way finishes within the grace period and the rest is released (visibility 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from consumer_service.deleter import BatchDeleter
+from consumer_service.heartbeat import Heartbeat
+from consumer_service.metrics import ConsumerMetrics
+from consumer_service.slots import SlotPool
+from consumer_service.writer import S3Writer, StoreFailed
+from ingest_common.aws import error_code
+from ingest_common.envelope import EnvelopeError, parse_envelope
+
+log = structlog.get_logger("consumer_service.poller")
+
+ReceiveMessages = Callable[[int], Awaitable[Mapping[str, Any]]]
+ChangeVisibility = Callable[[str, int], Awaitable[Any]]
+
+_MAX_RECEIVE = 10
+_POISON_BACKOFF_BASE_SECONDS = 1
+_POISON_BACKOFF_CAP_SECONDS = 900
+_RECEIVE_ERROR_BACKOFF_CAP_SECONDS = 10.0
+
+
+class Consumer:
+    def __init__(
+        self,
+        *,
+        receive: ReceiveMessages,
+        change_visibility: ChangeVisibility,
+        writer: S3Writer,
+        deleter: BatchDeleter,
+        heartbeat: Heartbeat,
+        pollers: int,
+        max_in_flight: int,
+        metrics: ConsumerMetrics,
+    ) -> None:
+        self._receive = receive
+        self._change_visibility = change_visibility
+        self._writer = writer
+        self._deleter = deleter
+        self._heartbeat = heartbeat
+        self._poller_count = pollers
+        self._slots = SlotPool(max_in_flight)
+        self._metrics = metrics
+        self._pollers: list[asyncio.Task[None]] = []
+        self._processing: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
+        self._stopping = False
+
+    @property
+    def running(self) -> bool:
+        return not self._stopping and bool(self._pollers) and all(not task.done() for task in self._pollers)
+
+    @property
+    def draining(self) -> bool:
+        return self._stopping
+
+    def start(self) -> None:
+        self._deleter.start()
+        self._heartbeat.start()
+        self._pollers = [
+            asyncio.create_task(self._poll(number), name=f"poller-{number}")
+            for number in range(self._poller_count)
+        ]
+
+    # -- receiving --------------------------------------------------------------------------------
+
+    async def _poll(self, number: int) -> None:
+        error_backoff = 0.5
+        while not self._stopping:
+            wanted = await self._slots.acquire_up_to(_MAX_RECEIVE)
+            try:
+                response = await self._receive(wanted)
+            except asyncio.CancelledError:
+                self._slots.release(wanted)
+                raise
+            except Exception as exc:  # SQS unreachable or throttling: back off, keep the process alive
+                self._slots.release(wanted)
+                log.warning(
+                    "receive_failed", poller=number, error=error_code(exc), retry_in_seconds=error_backoff
+                )
+                await asyncio.sleep(error_backoff)
+                error_backoff = min(error_backoff * 2, _RECEIVE_ERROR_BACKOFF_CAP_SECONDS)
+                continue
+            error_backoff = 0.5
+            messages = response.get("Messages", [])
+            self._slots.release(wanted - len(messages))
+            self._observe_receive(messages)
+            if self.draining:  # a poll that returned after the stop: give the messages back untouched
+                await self._heartbeat.release([message["ReceiptHandle"] for message in messages])
+                self._slots.release(len(messages))
+                return
+            for message in messages:
+                task = asyncio.create_task(self._process(message))
+                self._processing[task] = message["ReceiptHandle"]
+                task.add_done_callback(self._processing.pop)
+
+    def _observe_receive(self, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            self._metrics.receives_empty.inc()
+            self._metrics.oldest_age.set(0)
+            return
+        self._metrics.receives_with_messages.inc()
+        self._metrics.received.inc(len(messages))
+        now_ms = time.time() * 1000
+        sent = [int(message.get("Attributes", {}).get("SentTimestamp", now_ms)) for message in messages]
+        self._metrics.oldest_age.set(max(0.0, (now_ms - min(sent)) / 1000))
+
+    # -- processing -------------------------------------------------------------------------------
+
+    async def _process(self, message: Mapping[str, Any]) -> None:
+        receipt_handle = str(message["ReceiptHandle"])
+        message_id = str(message.get("MessageId", ""))
+        tracked = self._heartbeat.track(message_id, receipt_handle, time.monotonic())
+        self._metrics.in_flight.inc()
+        try:
+            try:
+                envelope = parse_envelope(message.get("Body", ""))
+            except EnvelopeError as exc:
+                await self._poison(message, exc)
+                return
+            bound = log.bind(
+                message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id
+            )
+            try:
+                result = await self._writer.store(envelope)
+            except StoreFailed:
+                bound.error("store_failed_message_kept", receive_count=_receive_count(message))
+                return
+            stored_after = (datetime.now(UTC) - envelope.received_at).total_seconds()
+            self._metrics.end_to_end.observe(max(0.0, stored_after))
+            deleted = await self._deleter.delete(receipt_handle)
+            bound.info("email_stored", result=result.value, deleted=deleted)
+        finally:
+            self._heartbeat.untrack(tracked)
+            self._metrics.in_flight.dec()
+            self._slots.release(1)
+
+    async def _poison(self, message: Mapping[str, Any], exc: EnvelopeError) -> None:
+        """Left to the redrive policy: never deleted here, made visible again with a growing delay."""
+        receive_count = _receive_count(message)
+        self._metrics.poison[exc.reason].inc()
+        delay = min(_POISON_BACKOFF_BASE_SECONDS * 2 ** (receive_count - 1), _POISON_BACKOFF_CAP_SECONDS)
+        log.error(
+            "poison_message",
+            message_id=message.get("MessageId"),
+            reason=exc.reason,
+            detail=exc.detail[:300],
+            receive_count=receive_count,
+            visible_again_in_seconds=delay,
+        )
+        try:
+            await self._change_visibility(str(message["ReceiptHandle"]), delay)
+        except Exception as change_error:  # it comes back after the queue's visibility timeout instead
+            log.warning("poison_visibility_change_failed", error=error_code(change_error))
+
+    # -- stopping ---------------------------------------------------------------------------------
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Stop receiving, finish what is under way within the grace period, release the rest."""
+        self._stopping = True
+        started = time.monotonic()
+        for task in self._pollers:
+            task.cancel()
+        await asyncio.gather(*self._pollers, return_exceptions=True)
+        unfinished: list[asyncio.Task[None]] = []
+        if self._processing:
+            _, pending = await asyncio.wait(list(self._processing), timeout=grace_seconds)
+            unfinished = list(pending)
+        released = [self._processing[task] for task in unfinished if task in self._processing]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if released:
+            await self._heartbeat.release(released)
+        remaining = max(1.0, grace_seconds - (time.monotonic() - started))
+        await self._deleter.close(remaining)
+        await self._heartbeat.stop()
+        log.info(
+            "consumer_drained",
+            seconds=round(time.monotonic() - started, 3),
+            released=len(released),
+        )
+
+
+def _receive_count(message: Mapping[str, Any]) -> int:
+    try:
+        return max(1, int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
+    except ValueError:
+        return 1

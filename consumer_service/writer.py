@@ -1,0 +1,87 @@
+"""Conditional S3 writes: one object per email, never overwritten, so a redelivery is harmless."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import random
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from botocore.exceptions import ClientError
+
+from consumer_service.metrics import ConsumerMetrics
+from ingest_common.aws import THROTTLING_CODES, error_code, http_status
+from ingest_common.envelope import Envelope
+
+log = structlog.get_logger("consumer_service.writer")
+
+_BACKOFF_BASE_SECONDS = 0.1
+_BACKOFF_CAP_SECONDS = 5.0
+
+PutObject = Callable[..., Awaitable[Any]]
+
+
+class StoreResult(enum.Enum):
+    CREATED = "created"
+    ALREADY_STORED = "already_stored"
+
+
+class StoreFailed(Exception):
+    """Every attempt failed: the message stays in SQS and comes back after its visibility timeout."""
+
+
+class S3Writer:
+    def __init__(
+        self,
+        put_object: PutObject,
+        *,
+        bucket: str,
+        key_prefix: str,
+        max_attempts: int,
+        metrics: ConsumerMetrics,
+    ) -> None:
+        self._put_object = put_object
+        self._bucket = bucket
+        self._prefix = key_prefix
+        self._max_attempts = max_attempts
+        self._metrics = metrics
+
+    async def store(self, envelope: Envelope) -> StoreResult:
+        key = envelope.s3_key(self._prefix)
+        body = envelope.stored_object()
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._put_object(
+                    Bucket=self._bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
+                )
+            except ClientError as exc:
+                # 412: an earlier delivery of this message already stored it. That is success.
+                if http_status(exc) == 412 or error_code(exc) == "PreconditionFailed":
+                    self._metrics.stored["already_stored"].inc()
+                    return StoreResult.ALREADY_STORED
+                self._note_failure(exc, attempt, envelope)
+            except Exception as exc:  # transport errors, timeouts: retried like server errors
+                self._note_failure(exc, attempt, envelope)
+            else:
+                self._metrics.stored["created"].inc()
+                return StoreResult.CREATED
+            if attempt < self._max_attempts:
+                # Full jitter; 409 ConditionalRequestConflict (a concurrent put) is retried the same way.
+                cap = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
+                await asyncio.sleep(random.uniform(0, cap))  # noqa: S311 - jitter, not security
+        raise StoreFailed(f"{self._max_attempts} attempts to store {key} failed")
+
+    def _note_failure(self, exc: Exception, attempt: int, envelope: Envelope) -> None:
+        code = error_code(exc)
+        throttled = code in THROTTLING_CODES or http_status(exc) == 503
+        self._metrics.failures["s3_throttled" if throttled else "s3_error"].inc()
+        log.warning(
+            "s3_put_failed",
+            error=code,
+            attempt=attempt,
+            max_attempts=self._max_attempts,
+            email_id=envelope.email_id,
+            request_id=envelope.request_id,
+        )
