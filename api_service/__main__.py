@@ -20,7 +20,11 @@ async def serve(settings: ApiSettings) -> None:
         begin_drain(app)
 
     await serve_until_signalled(
-        app, host=settings.host, port=settings.port, shutdown_timeout=settings.shutdown_grace_seconds, on_stop=drain
+        app,
+        host=settings.host,
+        port=settings.port,
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        on_stop=drain,
     )
 
 

@@ -1,0 +1,251 @@
+"""The OpenAPI 3.1 document of the API, generated here and committed as api_service/openapi.json.
+
+Regenerate with `python -m api_service.openapi > api_service/openapi.json`; a test checks they agree.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import orjson
+
+from ingest_common.email import (
+    CONTENT_MAX_BYTES,
+    SENDER_MAX_CHARS,
+    SUBJECT_MAX_CHARS,
+    TIMESTREAM_MAX,
+    TIMESTREAM_MIN,
+)
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+
+
+def _problem_response(
+    description: str, *, retry_after: bool = False, extra_headers: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    headers: dict[str, Any] = {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}}
+    if retry_after:
+        headers["Retry-After"] = {
+            "description": "Seconds to wait before retrying.",
+            "required": True,
+            "schema": {"type": "string", "pattern": "^[0-9]+$"},
+        }
+    headers.update(extra_headers or {})
+    return {
+        "description": description,
+        "headers": headers,
+        "content": {"application/problem+json": {"schema": _PROBLEM_REF}},
+    }
+
+
+def build_document() -> dict[str, Any]:
+    text = {"type": "string", "minLength": 1, "pattern": r"\S"}
+    email_schema = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["email_subject", "email_sender", "email_timestream", "email_content"],
+        "properties": {
+            "email_subject": {
+                **text,
+                "maxLength": SUBJECT_MAX_CHARS,
+                "description": "One line; no control characters.",
+            },
+            "email_sender": {
+                **text,
+                "maxLength": SENDER_MAX_CHARS,
+                "description": "One line; no control characters.",
+            },
+            "email_timestream": {
+                "description": "Unix seconds (years 2000 to 2099), as an integer or a string of digits.",
+                "oneOf": [
+                    {"type": "integer", "minimum": TIMESTREAM_MIN, "maximum": TIMESTREAM_MAX},
+                    {"type": "string", "pattern": "^[0-9]{1,12}$"},
+                ],
+            },
+            "email_content": {
+                **text,
+                "description": f"Any text, at most {CONTENT_MAX_BYTES} bytes of UTF-8.",
+            },
+        },
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "email-ingest API",
+            "version": "1.0.0",
+            "description": "Accepts emails and publishes them to SQS; a 200 means SQS has the message.",
+        },
+        "servers": [{"url": "http://127.0.0.1:8080"}],
+        "paths": {
+            "/api/email": {
+                "post": {
+                    "operationId": "ingestEmail",
+                    "summary": "Accept one email",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "description": "The same key yields the same email_id (the same stored object).",
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                        },
+                        {
+                            "name": "X-Request-ID",
+                            "in": "header",
+                            "required": False,
+                            "description": "Echoed back; generated when absent or not a safe token.",
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                    "security": [{}, {"bearer": []}],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {
+                                    "type": "object",
+                                    "additionalProperties": False,
+                                    "required": ["data"],
+                                    "properties": {
+                                        "data": email_schema,
+                                        "token": {
+                                            "type": "string",
+                                            "description": "The API token, unless sent as a bearer token.",
+                                        },
+                                    },
+                                },
+                                "example": {
+                                    "data": {
+                                        "email_subject": "Happy new year!",
+                                        "email_sender": "John doe",
+                                        "email_timestream": "1693561101",
+                                        "email_content": "Just want to say... Happy new year!!!",
+                                    },
+                                    "token": "<token>",
+                                },
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": {
+                            "description": "SQS accepted the email.",
+                            "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
+                            "content": {
+                                "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
+                            },
+                        },
+                        "400": _problem_response(
+                            "Malformed JSON or an invalid payload; `errors` names every bad field."
+                        ),
+                        "401": _problem_response(
+                            "Missing or wrong token.",
+                            extra_headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
+                        ),
+                        "413": _problem_response("The body is larger than the limit."),
+                        "415": _problem_response("The body is not JSON."),
+                        "503": _problem_response(
+                            "The token is not available, SQS is failing, or the service is shedding load.",
+                            retry_after=True,
+                        ),
+                    },
+                }
+            },
+            "/healthz": {"get": _probe("healthz", "Liveness: the process serves HTTP.")},
+            "/health": {"get": _probe("health", "Liveness (alias of /healthz, for load balancers).")},
+            "/readyz": {
+                "get": {
+                    **_probe("readyz", "Readiness: a usable token is held and the publisher runs."),
+                    "responses": {
+                        "200": _status_response("Ready."),
+                        "503": _status_response("Not ready (loading the token, or draining)."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus metrics",
+                    "responses": {
+                        "200": {"description": "Text exposition format.", "content": {"text/plain": {}}}
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}
+                    },
+                }
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "headers": {
+                "X-Request-ID": {
+                    "description": "The request's id, also in logs and the SQS message.",
+                    "schema": {"type": "string"},
+                }
+            },
+            "schemas": {
+                "Accepted": {
+                    "type": "object",
+                    "required": ["status", "message_id", "email_id"],
+                    "properties": {
+                        "status": {"const": "success"},
+                        "message_id": {"type": "string", "description": "The SQS MessageId."},
+                        "email_id": {"type": "string", "description": "The id of the stored object."},
+                    },
+                },
+                "Problem": {
+                    "type": "object",
+                    "description": "RFC 9457 problem details.",
+                    "required": ["type", "title", "status", "detail", "request_id"],
+                    "properties": {
+                        "type": {"type": "string", "format": "uri"},
+                        "title": {"type": "string"},
+                        "status": {"type": "integer"},
+                        "detail": {"type": "string"},
+                        "request_id": {"type": "string"},
+                        "errors": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["pointer", "detail"],
+                                "properties": {"pointer": {"type": "string"}, "detail": {"type": "string"}},
+                            },
+                        },
+                    },
+                },
+                "Status": {
+                    "type": "object",
+                    "required": ["status"],
+                    "properties": {
+                        "status": {"type": "string"},
+                        "checks": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+            },
+        },
+    }
+
+
+def _status_response(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Status"}}},
+    }
+
+
+def _probe(operation_id: str, summary: str) -> dict[str, Any]:
+    return {"operationId": operation_id, "summary": summary, "responses": {"200": _status_response("OK.")}}
+
+
+def render() -> bytes:
+    return orjson.dumps(build_document(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.buffer.write(render())
