@@ -31,13 +31,9 @@ class ApiSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
         env = EnvReader(os.environ if environ is None else environ)
         settings = cls(
-            region=env.first_of(
-                ("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and parameter"
-            ),
+            region=env.first_of(("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and parameter"),
             queue_url=env.url("SQS_QUEUE_URL", "the SQS queue the API publishes to"),
-            token_parameter_name=env.required(
-                "TOKEN_PARAMETER_NAME", "the SSM SecureString holding the API token"
-            ),
+            token_parameter_name=env.required("TOKEN_PARAMETER_NAME", "the SSM SecureString holding the API token"),
             host=env.optional("API_HOST", "127.0.0.1") or "127.0.0.1",
             port=env.integer("API_PORT", 8080, minimum=1, maximum=65535),
             token_refresh_seconds=env.number("TOKEN_REFRESH_SECONDS", 300.0, minimum=0.1, maximum=86_400),
@@ -48,9 +44,7 @@ class ApiSettings:
                 "TOKEN_ROTATION_GRACE_SECONDS", 300.0, minimum=0, maximum=7 * 86_400
             ),
             publish_linger_seconds=env.number("PUBLISH_LINGER_MS", 5.0, minimum=0, maximum=1000) / 1000,
-            publish_max_batches_in_flight=env.integer(
-                "PUBLISH_MAX_BATCHES_IN_FLIGHT", 16, minimum=1, maximum=256
-            ),
+            publish_max_batches_in_flight=env.integer("PUBLISH_MAX_BATCHES_IN_FLIGHT", 16, minimum=1, maximum=256),
             publish_max_pending=env.integer("PUBLISH_MAX_PENDING", 2000, minimum=1, maximum=1_000_000),
             publish_deadline_seconds=env.number("PUBLISH_DEADLINE_SECONDS", 10.0, minimum=0.1, maximum=300),
             max_body_bytes=env.integer("MAX_BODY_BYTES", 307_200, minimum=1024, maximum=1_048_576),

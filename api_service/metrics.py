@@ -22,9 +22,7 @@ class ApiMetrics:
             registry=registry,
             buckets=_LATENCY_BUCKETS,
         )
-        self.in_flight = Gauge(
-            "email_ingest_api_requests_in_flight", "Requests being handled.", registry=registry
-        )
+        self.in_flight = Gauge("email_ingest_api_requests_in_flight", "Requests being handled.", registry=registry)
         shed = Counter(
             "email_ingest_api_requests_shed_total",
             "Requests answered 503 because the service could not take them.",
@@ -32,8 +30,7 @@ class ApiMetrics:
             registry=registry,
         )
         self.shed = {
-            reason: shed.labels(reason)
-            for reason in ("queue_full", "draining", "publish_failed", "token_unavailable")
+            reason: shed.labels(reason) for reason in ("queue_full", "draining", "publish_failed", "token_unavailable")
         }
         self.accepted = Counter(
             "email_ingest_api_emails_accepted_total",

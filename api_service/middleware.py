@@ -65,9 +65,7 @@ async def observe_request(request: web.Request, handler: Handler) -> web.StreamR
             response = _problem_for(exc, request, request_id)
         except Exception:
             log.exception("request_failed", path=request.path[:_LOGGED_PATH_MAX], request_id=request_id)
-            response = problem(
-                "internal-error", detail="An unexpected error occurred.", request_id=request_id
-            )
+            response = problem("internal-error", detail="An unexpected error occurred.", request_id=request_id)
     except web.HTTPException as exc:  # statuses we do not map go out as aiohttp made them
         status = exc.status
         raise

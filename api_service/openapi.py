@@ -131,9 +131,7 @@ def build_document() -> dict[str, Any]:
                         "200": {
                             "description": "SQS accepted the email.",
                             "headers": {"X-Request-ID": {"$ref": "#/components/headers/X-Request-ID"}},
-                            "content": {
-                                "application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}
-                            },
+                            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Accepted"}}},
                         },
                         "400": _problem_response(
                             "Malformed JSON or an invalid payload; `errors` names every bad field."
@@ -166,18 +164,14 @@ def build_document() -> dict[str, Any]:
                 "get": {
                     "operationId": "metrics",
                     "summary": "Prometheus metrics",
-                    "responses": {
-                        "200": {"description": "Text exposition format.", "content": {"text/plain": {}}}
-                    },
+                    "responses": {"200": {"description": "Text exposition format.", "content": {"text/plain": {}}}},
                 }
             },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
                     "summary": "This document",
-                    "responses": {
-                        "200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}
-                    },
+                    "responses": {"200": {"description": "OpenAPI 3.1.", "content": {"application/json": {}}}},
                 }
             },
         },

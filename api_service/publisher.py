@@ -248,9 +248,7 @@ class BatchPublisher:
                 self.consecutive_failed_calls += 1
                 code = error_code(exc)
                 retryable = is_retryable(exc)
-                log.warning(
-                    "publish_call_failed", error=code, entries=len(batch), retryable=retryable, flush=reason
-                )
+                log.warning("publish_call_failed", error=code, entries=len(batch), retryable=retryable, flush=reason)
                 for entry in batch:
                     self._fail(entry, code, retryable=retryable)
                 return

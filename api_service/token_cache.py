@@ -105,9 +105,7 @@ class TokenCache:
         matches_current = hmac.compare_digest(digest, self._current.digest)
         previous = self._previous
         matches_previous = previous is not None and hmac.compare_digest(digest, previous.digest)
-        if matches_current or (
-            matches_previous and previous is not None and self._clock() < previous.valid_until
-        ):
+        if matches_current or (matches_previous and previous is not None and self._clock() < previous.valid_until):
             return TokenCheck.VALID
         return TokenCheck.INVALID
 
@@ -118,9 +116,7 @@ class TokenCache:
         except Exception as exc:  # every failure keeps the old token; the reason goes to logs and metrics
             if self.metrics:
                 self.metrics.refresh_failure.inc()
-            log.warning(
-                "token_refresh_failed", error=error_code(exc), token_age_seconds=round(self.age_seconds(), 1)
-            )
+            log.warning("token_refresh_failed", error=error_code(exc), token_age_seconds=round(self.age_seconds(), 1))
             return False
         if not value:
             if self.metrics:

@@ -20,9 +20,7 @@ async def serve(settings: ConsumerSettings) -> None:
         if consumer is not None:
             await consumer.drain(settings.shutdown_grace_seconds)
 
-    await serve_until_signalled(
-        app, host=settings.host, port=settings.port, shutdown_timeout=5.0, on_stop=drain
-    )
+    await serve_until_signalled(app, host=settings.host, port=settings.port, shutdown_timeout=5.0, on_stop=drain)
 
 
 def main() -> int:

@@ -163,9 +163,7 @@ async def _queue_visibility(sqs: Any, queue_url: str, aws: AwsCallMetrics) -> in
         return _FALLBACK_VISIBILITY_SECONDS
     attributes = response.get("Attributes", {})
     if "RedrivePolicy" not in attributes:
-        log.warning(
-            "queue_has_no_redrive_policy", consequence="poison messages are retried until they expire"
-        )
+        log.warning("queue_has_no_redrive_policy", consequence="poison messages are retried until they expire")
     else:
         log.info("queue_redrive_policy", policy=json.loads(attributes["RedrivePolicy"]))
     return int(attributes.get("VisibilityTimeout", _FALLBACK_VISIBILITY_SECONDS))

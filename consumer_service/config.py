@@ -38,9 +38,7 @@ class ConsumerSettings:
         if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
             env.problems.append(f"S3_KEY_PREFIX={prefix!r} must not start with '/' and must end with '/'")
         settings = cls(
-            region=env.first_of(
-                ("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and bucket"
-            ),
+            region=env.first_of(("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and bucket"),
             queue_url=env.url("SQS_QUEUE_URL", "the SQS queue to drain"),
             bucket=env.required("S3_BUCKET", "the bucket the emails are stored in"),
             dead_letter_queue_url=dlq,
@@ -50,9 +48,7 @@ class ConsumerSettings:
             pollers=env.integer("CONSUMER_POLLERS", 4, minimum=1, maximum=64),
             max_in_flight=env.integer("CONSUMER_MAX_IN_FLIGHT", 64, minimum=1, maximum=10_000),
             wait_time_seconds=env.integer("SQS_WAIT_TIME_SECONDS", 20, minimum=0, maximum=20),
-            visibility_timeout_seconds=env.integer(
-                "VISIBILITY_TIMEOUT_SECONDS", 0, minimum=0, maximum=43_200
-            ),
+            visibility_timeout_seconds=env.integer("VISIBILITY_TIMEOUT_SECONDS", 0, minimum=0, maximum=43_200),
             heartbeat_fraction=env.number("HEARTBEAT_FRACTION", 0.5, minimum=0.1, maximum=0.9),
             s3_max_attempts=env.integer("S3_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
             queue_metrics_interval_seconds=env.number(

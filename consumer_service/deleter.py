@@ -77,15 +77,11 @@ class BatchDeleter:
         try:
             pending = dict(enumerate(batch))
             for attempt in range(1, _MAX_ATTEMPTS + 1):
-                entries = [
-                    {"Id": str(index), "ReceiptHandle": handle} for index, (handle, _) in pending.items()
-                ]
+                entries = [{"Id": str(index), "ReceiptHandle": handle} for index, (handle, _) in pending.items()]
                 try:
                     response = await self._delete_batch(entries)
                 except Exception as exc:  # the whole call failed: retry all of it
-                    log.warning(
-                        "delete_call_failed", error=error_code(exc), entries=len(entries), attempt=attempt
-                    )
+                    log.warning("delete_call_failed", error=error_code(exc), entries=len(entries), attempt=attempt)
                     retry = pending
                 else:
                     retry = {}

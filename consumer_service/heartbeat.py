@@ -46,9 +46,7 @@ class Heartbeat:
         return self._visibility
 
     def track(self, message_id: str, receipt_handle: str, received_monotonic: float) -> TrackedMessage:
-        tracked = TrackedMessage(
-            message_id, receipt_handle, received_monotonic + self._visibility * self._fraction
-        )
+        tracked = TrackedMessage(message_id, receipt_handle, received_monotonic + self._visibility * self._fraction)
         self._tracked[receipt_handle] = tracked
         return tracked
 
@@ -83,9 +81,7 @@ class Heartbeat:
             self._metrics.visibility_extensions.inc()
         for failure in response.get("Failed", ()):
             message = messages[int(failure["Id"])]
-            log.warning(
-                "visibility_extension_refused", error=failure.get("Code"), message_id=message.message_id
-            )
+            log.warning("visibility_extension_refused", error=failure.get("Code"), message_id=message.message_id)
 
     async def release(self, receipt_handles: list[str]) -> None:
         """Makes messages visible again at once (visibility 0), so another consumer takes them now."""

@@ -31,9 +31,7 @@ class ConsumerMetrics:
             ["reason"],
             registry=registry,
         )
-        self.failures = {
-            reason: failures.labels(reason) for reason in ("s3_error", "s3_throttled", "timeout")
-        }
+        self.failures = {reason: failures.labels(reason) for reason in ("s3_error", "s3_throttled", "timeout")}
         self.deleted = Counter(
             "email_ingest_consumer_messages_deleted_total",
             "Messages deleted after being stored.",
@@ -45,9 +43,7 @@ class ConsumerMetrics:
             ["reason"],
             registry=registry,
         )
-        self.delete_failures = {
-            reason: delete_failures.labels(reason) for reason in ("receipt_invalid", "error")
-        }
+        self.delete_failures = {reason: delete_failures.labels(reason) for reason in ("receipt_invalid", "error")}
         poison = Counter(
             "email_ingest_consumer_poison_messages_total",
             "Receives of messages that are not valid envelopes (each is counted per receive until the DLQ).",
@@ -55,8 +51,7 @@ class ConsumerMetrics:
             registry=registry,
         )
         self.poison = {
-            reason: poison.labels(reason)
-            for reason in ("invalid_json", "invalid_envelope", "unsupported_version")
+            reason: poison.labels(reason) for reason in ("invalid_json", "invalid_envelope", "unsupported_version")
         }
         self.visibility_extensions = Counter(
             "email_ingest_consumer_visibility_extensions_total",

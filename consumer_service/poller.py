@@ -71,8 +71,7 @@ class Consumer:
         self._deleter.start()
         self._heartbeat.start()
         self._pollers = [
-            asyncio.create_task(self._poll(number), name=f"poller-{number}")
-            for number in range(self._poller_count)
+            asyncio.create_task(self._poll(number), name=f"poller-{number}") for number in range(self._poller_count)
         ]
 
     # -- receiving --------------------------------------------------------------------------------
@@ -88,9 +87,7 @@ class Consumer:
                 raise
             except Exception as exc:  # SQS unreachable or throttling: back off, keep the process alive
                 self._slots.release(wanted)
-                log.warning(
-                    "receive_failed", poller=number, error=error_code(exc), retry_in_seconds=error_backoff
-                )
+                log.warning("receive_failed", poller=number, error=error_code(exc), retry_in_seconds=error_backoff)
                 await asyncio.sleep(error_backoff)
                 error_backoff = min(error_backoff * 2, _RECEIVE_ERROR_BACKOFF_CAP_SECONDS)
                 continue
@@ -131,9 +128,7 @@ class Consumer:
             except EnvelopeError as exc:
                 await self._poison(message, exc)
                 return
-            bound = log.bind(
-                message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id
-            )
+            bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
             try:
                 result = await self._writer.store(envelope)
             except StoreFailed:

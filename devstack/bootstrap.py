@@ -51,18 +51,14 @@ def emulator_client(service: str, endpoint_url: str, region: str = "us-east-1") 
 
 def ensure_queues(sqs_endpoint_url: str, names: StackNames) -> tuple[str, str]:
     sqs = emulator_client("sqs", sqs_endpoint_url, names.region)
-    dlq_url = sqs.create_queue(
-        QueueName=names.dead_letter_queue, Attributes={"MessageRetentionPeriod": "1209600"}
-    )["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
-        "QueueArn"
+    dlq_url = sqs.create_queue(QueueName=names.dead_letter_queue, Attributes={"MessageRetentionPeriod": "1209600"})[
+        "QueueUrl"
     ]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = {
         "VisibilityTimeout": str(names.visibility_timeout_seconds),
         "ReceiveMessageWaitTimeSeconds": str(names.receive_wait_seconds),
-        "RedrivePolicy": json.dumps(
-            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(names.max_receive_count)}
-        ),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(names.max_receive_count)}),
     }
     try:
         queue_url = sqs.create_queue(QueueName=names.queue, Attributes=attributes)["QueueUrl"]

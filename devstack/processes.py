@@ -84,9 +84,7 @@ class ManagedProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not self.running():
-                raise ProcessFailed(
-                    f"{self.name} exited with {self.returncode()}; see {self.log_path or 'its output'}"
-                )
+                raise ProcessFailed(f"{self.name} exited with {self.returncode()}; see {self.log_path or 'its output'}")
             if http_status(probe_url) == expect:
                 return
             time.sleep(0.05)

@@ -37,9 +37,7 @@ class LocalStack:
         self.config = config or StackConfig()
         self.token = self.config.token or secrets.token_urlsafe(24)
         log_dir = self.config.log_dir
-        self.emulator = MotoServer(
-            self.config.emulator_port, log_path=log_dir / "moto.log" if log_dir else None
-        )
+        self.emulator = MotoServer(self.config.emulator_port, log_path=log_dir / "moto.log" if log_dir else None)
         self.api_port = self.config.api_port or free_port()
         self.consumer_port = self.config.consumer_port or free_port()
         self.resources: Resources | None = None
@@ -75,9 +73,7 @@ class LocalStack:
 
     def _base_env(self) -> dict[str, str]:
         env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("AWS_") and key not in {"API_TOKEN"}
+            key: value for key, value in os.environ.items() if not key.startswith("AWS_") and key not in {"API_TOKEN"}
         }
         env.update(self.aws_env())
         return env

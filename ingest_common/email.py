@@ -98,24 +98,18 @@ def _check_timestream(data: Mapping[str, object], pointer: str, errors: list[Fie
     value = data["email_timestream"]
     seconds: int
     if isinstance(value, bool) or not isinstance(value, int | str):
-        errors.append(
-            FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits")
-        )
+        errors.append(FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits"))
         return None
     if isinstance(value, str):
         if not (value.isascii() and value.isdigit() and len(value) <= _TIMESTREAM_MAX_DIGITS):
-            errors.append(
-                FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits")
-            )
+            errors.append(FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits"))
             return None
         seconds = int(value)
     else:
         seconds = value
     if not TIMESTREAM_MIN <= seconds <= TIMESTREAM_MAX:
         errors.append(
-            FieldError(
-                pointer, f"must be between {TIMESTREAM_MIN} and {TIMESTREAM_MAX} (years 2000 to 2099, UTC)"
-            )
+            FieldError(pointer, f"must be between {TIMESTREAM_MIN} and {TIMESTREAM_MAX} (years 2000 to 2099, UTC)")
         )
         return None
     return seconds

@@ -37,11 +37,12 @@ def run_tool(
     merged_env = {**os.environ, "PATH": os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])}
     if env:
         merged_env.update(env)
-    completed = subprocess.run(  # noqa: S603 - tests run our pinned tools with fixed arguments
+    completed = subprocess.run(
         list(args), cwd=cwd or REPO_ROOT, env=merged_env, capture_output=True, text=True, timeout=timeout, check=False
     )
     if completed.returncode != 0:
         pytest.fail(
-            f"{' '.join(args)} exited {completed.returncode}\n--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
+            f"{' '.join(args)} exited {completed.returncode}\n"
+            f"--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
         )
     return completed
