@@ -107,6 +107,8 @@ async def ingest_email(request: web.Request) -> web.Response:
 
     email, errors = parse_email(document.get("data"))
     errors.extend(FieldError(f"/{key}", "is not a known field") for key in document if key not in _BODY_KEYS)
+    if "token" in document and not isinstance(body_token, str):  # ignored next to a bearer token, but still wrong
+        errors.append(FieldError("/token", "must be a string"))
     idempotency_key, header_error = _idempotency_key(request)
     if header_error is not None:
         errors.append(header_error)

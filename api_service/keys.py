@@ -29,4 +29,4 @@ PUBLISHER: Final = web.AppKey("publisher", BatchPublisher)
 LIFECYCLE: Final = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT: Final = web.AppKey("openapi_document", bytes)
 
-REQUEST_ID: Final = "request_id"  # key in the request mapping, set by the middleware
+REQUEST_ID: Final = web.RequestKey("request_id", str)  # set by the middleware

@@ -160,7 +160,14 @@ class BatchPublisher:
         if self._metrics:
             self._metrics.pending.inc()
         self._enqueue(entry)
-        return await entry.future
+        try:
+            # The deadline holds even while a SendMessageBatch call hangs on an unresponsive endpoint: the
+            # caller hears 503 then, and the cancelled future takes the entry out of any further attempt.
+            return await asyncio.wait_for(entry.future, timeout=max(0.0, entry.deadline - loop.time()))
+        except TimeoutError:
+            if self._metrics:
+                self._metrics.failed["deadline"].inc()
+            raise PublishRejected("publish_failed", retry_after_seconds=2) from None
 
     def _enqueue(self, entry: _Entry) -> None:
         self._queue.append(entry)
@@ -295,6 +302,9 @@ class BatchPublisher:
 
     def _fail(self, entry: _Entry, code: str, *, retryable: bool) -> None:
         entry.last_error = code
+        if entry.future.done():  # the caller already had its answer (its deadline passed during the call)
+            self._finish(entry)
+            return
         if not retryable:
             if self._metrics:
                 self._metrics.failed["permanent"].inc()

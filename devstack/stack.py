@@ -28,6 +28,7 @@ class StackConfig:
     consumer_env: dict[str, str] = field(default_factory=dict)
     log_dir: Path | None = None  # None: services write to this process's stdout
     sqs_endpoint_url: str | None = None  # another SQS server (ElasticMQ); None: the emulator's
+    emulator_endpoint_url: str | None = None  # an emulator already running (tests share one); None: start moto
 
 
 class LocalStack:
@@ -54,18 +55,18 @@ class LocalStack:
 
     @property
     def endpoint_url(self) -> str:
-        return self.emulator.endpoint_url
+        return self.config.emulator_endpoint_url or self.emulator.endpoint_url
 
     @property
     def sqs_endpoint_url(self) -> str:
-        return self.config.sqs_endpoint_url or self.emulator.endpoint_url
+        return self.config.sqs_endpoint_url or self.endpoint_url
 
     def aws_env(self) -> dict[str, str]:
         """What points a process at the local AWS instead of the real one."""
         env = {
             **DUMMY_CREDENTIALS,
             "AWS_REGION": self.config.names.region,
-            "AWS_ENDPOINT_URL": self.emulator.endpoint_url,
+            "AWS_ENDPOINT_URL": self.endpoint_url,
         }
         if self.config.sqs_endpoint_url:
             env["AWS_ENDPOINT_URL_SQS"] = self.config.sqs_endpoint_url
@@ -127,9 +128,10 @@ class LocalStack:
 
     def start(self) -> Self:
         try:
-            self.emulator.start()
+            if self.config.emulator_endpoint_url is None:
+                self.emulator.start()
             self.resources = bootstrap(
-                self.emulator.endpoint_url,
+                self.endpoint_url,
                 self.token,
                 self.config.names,
                 sqs_endpoint_url=self.sqs_endpoint_url,
@@ -145,7 +147,8 @@ class LocalStack:
 
     def stop(self) -> None:
         terminate_all([process for process in (self.api, self.consumer) if process is not None])
-        self.emulator.stop()
+        if self.config.emulator_endpoint_url is None:
+            self.emulator.stop()
 
     def __enter__(self) -> Self:
         return self.start()

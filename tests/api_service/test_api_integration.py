@@ -1,0 +1,321 @@
+"""The API against a real moto server process, over real sockets: every status code and the data path."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from api_service.app import begin_drain, create_app
+from api_service.config import ApiSettings
+from devstack.bootstrap import Resources, emulator_client
+from devstack.processes import free_port
+from tests.aws_helpers import metric_value, receive_all, seed_payload
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+Api = TestClient[web.Request, web.Application]
+
+
+def settings_for(resources: Resources, **overrides: Any) -> ApiSettings:
+    base = ApiSettings(
+        region=resources.region,
+        queue_url=resources.queue_url,
+        token_parameter_name=resources.token_parameter,
+        publish_linger_seconds=0.005,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+@pytest.fixture
+async def api(aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources) -> Api:
+    return await aiohttp_client(create_app(settings_for(aws_resources)))
+
+
+async def post_email(api: Api, payload: Any, **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
+    response = await api.post("/api/email", json=payload, **kwargs)
+    body = await response.read()
+    return response.status, dict(response.headers), orjson.loads(body) if body else None
+
+
+def assert_problem(status: int, headers: dict[str, Any], body: Any, expected_status: int, slug: str) -> None:
+    assert status == expected_status, body
+    assert headers["Content-Type"] == "application/problem+json"
+    assert body["status"] == expected_status
+    assert body["type"].endswith(f"/{slug}")
+    assert body["request_id"] == headers["X-Request-ID"]
+
+
+# -- the happy path -----------------------------------------------------------------------------------
+
+
+async def test_seed_example_is_published_with_its_envelope(
+    api: Api, aws_env: str, aws_resources: Resources, api_token: str
+) -> None:
+    status, headers, body = await post_email(api, seed_payload(api_token), headers={"X-Request-ID": "trace-123"})
+    assert status == 200, body
+    assert body["status"] == "success"
+    assert headers["X-Request-ID"] == "trace-123"
+    [message] = receive_all(aws_env, aws_resources.queue_url, expected=1)
+    assert message["MessageId"] == body["message_id"]
+    assert message["MessageAttributes"]["request_id"]["StringValue"] == "trace-123"
+    envelope = json.loads(message["Body"])
+    assert envelope["v"] == 1
+    assert envelope["email_id"] == body["email_id"]
+    assert envelope["request_id"] == "trace-123"
+    assert envelope["email"] == {
+        "email_subject": "Happy new year!",
+        "email_sender": "John doe",
+        "email_timestream": 1693561101,
+        "email_content": "Just want to say... Happy new year!!!",
+    }
+    assert api_token not in message["Body"]
+
+
+async def test_bearer_token_is_accepted(api: Api, api_token: str) -> None:
+    status, _, body = await post_email(api, seed_payload(None), headers={"Authorization": f"Bearer {api_token}"})
+    assert status == 200, body
+
+
+async def test_unsafe_request_id_is_replaced(api: Api, api_token: str) -> None:
+    status, headers, _ = await post_email(api, seed_payload(api_token), headers={"X-Request-ID": "evil\tvalue"})
+    assert status == 200
+    assert headers["X-Request-ID"] != "evil\tvalue"
+    assert len(headers["X-Request-ID"]) == 32
+
+
+async def test_idempotency_key_maps_to_one_email_id(api: Api, api_token: str) -> None:
+    first = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "order-42"})
+    second = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "order-42"})
+    other = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "order-43"})
+    assert first[0] == second[0] == other[0] == 200
+    assert first[2]["email_id"] == second[2]["email_id"] != other[2]["email_id"]
+    assert first[2]["message_id"] != second[2]["message_id"]
+
+
+# -- every error status ------------------------------------------------------------------------------
+
+
+async def test_malformed_json_is_400(api: Api) -> None:
+    response = await api.post("/api/email", data=b'{"data": ', headers={"Content-Type": "application/json"})
+    assert_problem(
+        response.status, dict(response.headers), await response.json(content_type=None), 400, "malformed-json"
+    )
+
+
+async def test_invalid_payload_lists_every_bad_field(api: Api, api_token: str) -> None:
+    payload = seed_payload(api_token, email_subject="", email_timestream="yesterday", extra="x")
+    del payload["data"]["email_content"]
+    payload["unexpected"] = True
+    status, headers, body = await post_email(api, payload)
+    assert_problem(status, headers, body, 400, "invalid-payload")
+    assert {error["pointer"] for error in body["errors"]} == {
+        "/data/email_subject",
+        "/data/email_timestream",
+        "/data/email_content",
+        "/data/extra",
+        "/unexpected",
+    }
+
+
+async def test_bad_idempotency_key_is_400(api: Api, api_token: str) -> None:
+    status, headers, body = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "x" * 256})
+    assert_problem(status, headers, body, 400, "invalid-payload")
+    assert body["errors"] == [{"pointer": "/headers/Idempotency-Key", "detail": body["errors"][0]["detail"]}]
+
+
+@pytest.mark.parametrize("token", [None, "wrong", ""])
+async def test_missing_or_wrong_token_is_401_and_looks_the_same(api: Api, token: str | None) -> None:
+    status, headers, body = await post_email(api, seed_payload(token))
+    assert_problem(status, headers, body, 401, "unauthorized")
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    assert body["detail"] == "Send a valid token in the 'token' field or as 'Authorization: Bearer <token>'."
+
+
+async def test_wrong_bearer_token_is_401_even_with_a_good_body_token(api: Api, api_token: str) -> None:
+    status, _, _ = await post_email(api, seed_payload(api_token), headers={"Authorization": "Bearer nope"})
+    assert status == 401
+
+
+async def test_body_over_the_limit_is_413(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+) -> None:
+    api = await aiohttp_client(create_app(settings_for(aws_resources, max_body_bytes=4096)))
+    status, headers, body = await post_email(api, seed_payload(api_token, email_content="x" * 5000))
+    assert_problem(status, headers, body, 413, "payload-too-large")
+
+    async def chunks() -> Any:  # no Content-Length: the limit must hold for chunked bodies too
+        for _ in range(10):
+            yield b"x" * 1000
+
+    response = await api.post("/api/email", data=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status == 413
+
+
+async def test_not_json_is_415(api: Api, api_token: str) -> None:
+    response = await api.post("/api/email", data=f"token={api_token}", headers={"Content-Type": "text/plain"})
+    body = await response.json(content_type=None)
+    assert_problem(response.status, dict(response.headers), body, 415, "unsupported-media-type")
+
+
+async def test_wrong_method_is_405_with_allow(api: Api) -> None:
+    response = await api.get("/api/email")
+    assert_problem(
+        response.status, dict(response.headers), await response.json(content_type=None), 405, "method-not-allowed"
+    )
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_unknown_path_is_a_404_problem(api: Api) -> None:
+    response = await api.get("/nope")
+    assert_problem(response.status, dict(response.headers), await response.json(content_type=None), 404, "not-found")
+
+
+async def test_no_token_from_ssm_means_503_not_401(
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    aws_resources: Resources,
+    api_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", f"http://127.0.0.1:{free_port()}")  # nothing listens there
+    api = await aiohttp_client(create_app(settings_for(aws_resources)))
+    status, headers, body = await post_email(api, seed_payload(api_token))
+    assert_problem(status, headers, body, 503, "service-unavailable")
+    assert headers["Retry-After"] == "5"
+    ready = await api.get("/readyz")
+    assert ready.status == 503
+    assert (await ready.json())["checks"] == ["token_unavailable"]
+
+
+async def test_sqs_failure_is_503_and_nothing_is_acknowledged(
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    aws_resources: Resources,
+    api_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{free_port()}")
+    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_deadline_seconds=0.5)))
+    status, headers, body = await post_email(api, seed_payload(api_token))
+    assert_problem(status, headers, body, 503, "service-unavailable")
+    assert int(headers["Retry-After"]) >= 1
+    metrics = await (await api.get("/metrics")).text()
+    assert metric_value(metrics, "email_ingest_api_requests_shed_total", {"reason": "publish_failed"}) == 1
+    assert metric_value(metrics, "email_ingest_api_emails_accepted_total") == 0
+
+
+# -- batching, back-pressure, rotation, outage ---------------------------------------------------------
+
+
+async def test_concurrent_requests_share_batches(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+) -> None:
+    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.02)))
+    results = await asyncio.gather(
+        *(post_email(api, seed_payload(api_token, email_content=f"n{i}")) for i in range(100))
+    )
+    assert [status for status, _, _ in results] == [200] * 100
+    metrics = await (await api.get("/metrics")).text()
+    calls = metric_value(metrics, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
+    assert calls <= 15, f"{calls} SendMessageBatch calls for 100 emails"
+    messages = receive_all(aws_env, aws_resources.queue_url, expected=100)
+    assert sorted(message["MessageId"] for message in messages) == sorted(body["message_id"] for _, _, body in results)
+    assert sorted(json.loads(m["Body"])["email"]["email_content"] for m in messages) == sorted(
+        f"n{i}" for i in range(100)
+    )
+
+
+async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+) -> None:
+    settings = settings_for(aws_resources, publish_max_pending=5, publish_max_batches_in_flight=1)
+    api = await aiohttp_client(create_app(settings))
+    results = await asyncio.gather(*(post_email(api, seed_payload(api_token)) for _ in range(60)))
+    accepted = [body["message_id"] for status, _, body in results if status == 200]
+    shed = [headers for status, headers, _ in results if status == 503]
+    assert len(accepted) + len(shed) == 60
+    assert shed, "some requests must be shed"
+    assert all(headers["Retry-After"] == "1" for headers in shed)
+    messages = receive_all(aws_env, aws_resources.queue_url, expected=len(accepted))
+    assert sorted(message["MessageId"] for message in messages) == sorted(accepted)
+
+
+async def test_token_rotation_without_restart(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+) -> None:
+    settings = settings_for(aws_resources, token_refresh_seconds=0.2, token_rotation_grace_seconds=1.0)
+    api = await aiohttp_client(create_app(settings))
+    ssm = emulator_client("ssm", aws_env)
+    ssm.put_parameter(Name=aws_resources.token_parameter, Value="rotated-token", Type="SecureString", Overwrite=True)
+    for _ in range(50):
+        if (await post_email(api, seed_payload("rotated-token")))[0] == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert (await post_email(api, seed_payload("rotated-token")))[0] == 200
+    assert (await post_email(api, seed_payload(api_token)))[0] == 200, "the old token is valid during the grace"
+    await asyncio.sleep(1.2)
+    assert (await post_email(api, seed_payload(api_token)))[0] == 401
+    assert (await post_email(api, seed_payload("rotated-token")))[0] == 200
+
+
+async def test_ssm_outage_serves_cached_token_then_503_then_recovers(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+) -> None:
+    settings = settings_for(aws_resources, token_refresh_seconds=0.2, token_max_staleness_seconds=1.5)
+    api = await aiohttp_client(create_app(settings))
+    ssm = emulator_client("ssm", aws_env)
+    ssm.delete_parameter(Name=aws_resources.token_parameter)
+    await asyncio.sleep(0.5)
+    assert (await post_email(api, seed_payload(api_token)))[0] == 200, "the cached token still works"
+    await asyncio.sleep(1.5)
+    status, headers, _ = await post_email(api, seed_payload(api_token))
+    assert status == 503
+    assert headers["Retry-After"] == "5"
+    metrics = await (await api.get("/metrics")).text()
+    assert metric_value(metrics, "email_ingest_token_refreshes_total", {"outcome": "failure"}) >= 1
+    assert metric_value(metrics, "email_ingest_token_loaded") == 0
+    ssm.put_parameter(Name=aws_resources.token_parameter, Value=api_token, Type="SecureString", Overwrite=True)
+    for _ in range(50):
+        if (await post_email(api, seed_payload(api_token)))[0] == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert (await post_email(api, seed_payload(api_token)))[0] == 200
+
+
+# -- probes and documents ----------------------------------------------------------------------------
+
+
+async def test_probes_metrics_and_openapi(api: Api, api_token: str) -> None:
+    for path in ("/healthz", "/health", "/readyz"):
+        response = await api.get(path)
+        assert response.status == 200, path
+    await post_email(api, seed_payload(api_token))
+    metrics = await api.get("/metrics")
+    assert metrics.headers["Content-Type"].startswith("text/plain")
+    text = await metrics.text()
+    assert metric_value(text, "email_ingest_api_requests_total", {"route": "/api/email", "code": "200"}) == 1
+    assert metric_value(text, "email_ingest_api_emails_accepted_total") == 1
+    assert metric_value(text, "email_ingest_token_loaded") == 1
+    assert metric_value(text, "email_ingest_build_info", {"service": "api"}) == 1
+    assert api_token not in text
+    document = await (await api.get("/openapi.json")).json()
+    assert document["openapi"] == "3.1.0"
+    assert "/api/email" in document["paths"]
+
+
+async def test_draining_fails_readiness_and_refuses_new_emails(api: Api, api_token: str) -> None:
+    begin_drain(api.app)
+    ready = await api.get("/readyz")
+    assert ready.status == 503
+    assert "draining" in (await ready.json())["checks"]
+    status, headers, body = await post_email(api, seed_payload(api_token))
+    assert_problem(status, headers, body, 503, "service-unavailable")
+    assert headers["Retry-After"] == "1"
+    assert (await api.get("/healthz")).status == 200, "liveness stays up while draining"

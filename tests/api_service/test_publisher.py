@@ -1,0 +1,222 @@
+"""Unit tests of the batching publisher with an in-process SendMessageBatch stand-in."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from prometheus_client import CollectorRegistry
+
+from api_service.publisher import BatchPublisher, PublisherMetrics, PublishRejected
+
+
+class FakeSqs:
+    """Accepts entries unless told otherwise; records every call."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[dict[str, Any]]] = []
+        self.fail_bodies: dict[str, dict[str, Any]] = {}  # body -> Failed entry template (consumed once)
+        self.call_errors: list[Exception] = []
+        self.delay = 0.0
+        self.omit_bodies: set[str] = set()
+        self.accepted: list[str] = []
+
+    async def send_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
+        self.calls.append(entries)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.call_errors:
+            raise self.call_errors.pop(0)
+        successful, failed = [], []
+        for entry in entries:
+            body = entry["MessageBody"]
+            if body in self.fail_bodies:
+                failed.append({"Id": entry["Id"], **self.fail_bodies.pop(body)})
+            elif body in self.omit_bodies:
+                continue
+            else:
+                self.accepted.append(body)
+                successful.append({"Id": entry["Id"], "MessageId": f"mid-{body}"})
+        return {"Successful": successful, "Failed": failed}
+
+
+def client_error(code: str, status: int) -> ClientError:
+    return ClientError(
+        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "SendMessageBatch"
+    )
+
+
+@pytest.fixture
+def sqs() -> FakeSqs:
+    return FakeSqs()
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+async def started(sqs: FakeSqs, registry: CollectorRegistry, **overrides: Any) -> BatchPublisher:
+    settings: dict[str, Any] = {
+        "linger_seconds": 0.01,
+        "max_batches_in_flight": 4,
+        "max_pending": 1000,
+        "deadline_seconds": 2.0,
+    }
+    settings.update(overrides)
+    publisher = BatchPublisher(sqs.send_batch, metrics=PublisherMetrics(registry), **settings)
+    publisher.start()
+    return publisher
+
+
+async def test_concurrent_messages_share_full_batches(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    publisher = await started(sqs, registry, linger_seconds=0.05)
+    ids = await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(95)))
+    assert ids == [f"mid-m{i}" for i in range(95)]
+    assert [len(call) for call in sqs.calls] == [10] * 9 + [5]
+    assert registry.get_sample_value("email_ingest_publisher_flushes_total", {"reason": "full"}) == 9
+    assert registry.get_sample_value("email_ingest_publisher_flushes_total", {"reason": "linger"}) == 1
+    assert registry.get_sample_value("email_ingest_publisher_batch_entries_count") == 10
+    await publisher.close(1)
+
+
+async def test_a_lone_message_waits_only_the_linger(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    publisher = await started(sqs, registry, linger_seconds=0.02)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await publisher.publish("solo") == "mid-solo"
+    assert 0.015 <= loop.time() - began < 1.0
+    await publisher.close(1)
+
+
+async def test_batches_respect_the_byte_limit(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    publisher = await started(sqs, registry, max_batch_bytes=1000)
+    await asyncio.gather(*(publisher.publish(f"{i}" + "x" * 399) for i in range(5)))
+    assert [len(call) for call in sqs.calls] == [2, 2, 1]
+    assert all(sum(len(entry["MessageBody"]) for entry in call) <= 1000 for call in sqs.calls)
+    await publisher.close(1)
+
+
+async def test_partial_failure_retries_only_the_failed_entry(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.fail_bodies["b"] = {"Code": "InternalError", "SenderFault": False, "Message": "try again"}
+    publisher = await started(sqs, registry)
+    ids = await asyncio.gather(*(publisher.publish(body) for body in "abc"))
+    assert ids == ["mid-a", "mid-b", "mid-c"]
+    assert sorted(sqs.accepted) == ["a", "b", "c"]  # b is sent twice but accepted once
+    assert [entry["MessageBody"] for entry in sqs.calls[1]] == ["b"]
+    assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
+    await publisher.close(1)
+
+
+async def test_throttling_marked_as_sender_fault_is_still_retried(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.fail_bodies["a"] = {"Code": "RequestThrottled", "SenderFault": True}
+    publisher = await started(sqs, registry)
+    assert await publisher.publish("a") == "mid-a"
+    await publisher.close(1)
+
+
+async def test_permanent_entry_failure_is_a_503_not_a_success(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.fail_bodies["bad"] = {"Code": "InvalidMessageContents", "SenderFault": True}
+    publisher = await started(sqs, registry)
+    results = await asyncio.gather(publisher.publish("good"), publisher.publish("bad"), return_exceptions=True)
+    assert results[0] == "mid-good"
+    assert isinstance(results[1], PublishRejected)
+    assert results[1].reason == "publish_failed"
+    assert registry.get_sample_value("email_ingest_publisher_entries_failed_total", {"reason": "permanent"}) == 1
+    await publisher.close(1)
+
+
+async def test_entry_missing_from_the_response_is_never_acknowledged(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.omit_bodies.add("ghost")
+    publisher = await started(sqs, registry, deadline_seconds=0.3)
+    with pytest.raises(PublishRejected):
+        await publisher.publish("ghost")
+    assert "ghost" not in sqs.accepted
+    await publisher.close(1)
+
+
+async def test_retryable_call_errors_retry_until_success(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.call_errors = [ConnectionResetError("reset"), client_error("ServiceUnavailable", 503)]
+    publisher = await started(sqs, registry)
+    assert await publisher.publish("x") == "mid-x"
+    assert len(sqs.calls) == 3
+    await publisher.close(1)
+
+
+async def test_outage_longer_than_the_deadline_gives_up(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.call_errors = [ConnectionRefusedError("down")] * 1000
+    publisher = await started(sqs, registry, deadline_seconds=0.3)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    with pytest.raises(PublishRejected) as caught:
+        await publisher.publish("x")
+    assert caught.value.reason == "publish_failed"
+    assert loop.time() - began < 1.0
+    assert registry.get_sample_value("email_ingest_publisher_entries_failed_total", {"reason": "deadline"}) == 1
+    await publisher.close(1)
+
+
+async def test_client_errors_are_not_retried(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.call_errors = [client_error("AccessDenied", 403)]
+    publisher = await started(sqs, registry)
+    with pytest.raises(PublishRejected):
+        await publisher.publish("x")
+    assert len(sqs.calls) == 1
+    await publisher.close(1)
+
+
+async def test_bounded_pending_sheds_at_once(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.delay = 0.2
+    publisher = await started(sqs, registry, max_pending=5, max_batches_in_flight=1)
+    results = await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(8)), return_exceptions=True)
+    accepted = [result for result in results if isinstance(result, str)]
+    shed = [result for result in results if isinstance(result, PublishRejected)]
+    assert len(accepted) == 5
+    assert len(shed) == 3
+    assert {rejection.reason for rejection in shed} == {"queue_full"}
+    assert sorted(sqs.accepted) == sorted(result.removeprefix("mid-") for result in accepted)
+    await publisher.close(1)
+
+
+async def test_in_flight_batches_are_bounded(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.delay = 0.05
+    publisher = await started(sqs, registry, max_batches_in_flight=2)
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, int(registry.get_sample_value("email_ingest_publisher_batches_in_flight") or 0))
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(60)))
+    watcher.cancel()
+    assert peak == 2
+    await publisher.close(1)
+
+
+async def test_drain_answers_everything_queued_then_refuses(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    publisher = await started(sqs, registry, linger_seconds=10.0)
+    pending = [asyncio.create_task(publisher.publish(f"m{i}")) for i in range(3)]
+    await asyncio.sleep(0.01)
+    await publisher.close(2.0)  # does not wait for the 10 s linger
+    assert [task.result() for task in pending] == ["mid-m0", "mid-m1", "mid-m2"]
+    with pytest.raises(PublishRejected) as caught:
+        await publisher.publish("late")
+    assert caught.value.reason == "draining"
+    assert registry.get_sample_value("email_ingest_publisher_flushes_total", {"reason": "drain"}) == 1
+
+
+async def test_drain_that_times_out_answers_503_not_silence(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.delay = 5.0
+    publisher = await started(sqs, registry)
+    task = asyncio.create_task(publisher.publish("slow"))
+    await asyncio.sleep(0.05)
+    await publisher.close(0.1)
+    with pytest.raises(PublishRejected):
+        task.result()
+    assert publisher.outstanding == 0

@@ -1,0 +1,93 @@
+"""Reading what the services left in SQS and S3 (test side, plain boto3 against the emulator)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from devstack.bootstrap import emulator_client
+
+
+def receive_all(
+    endpoint_url: str, queue_url: str, *, expected: int | None = None, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    """Every message in the queue, hidden for 5 minutes so none is seen twice."""
+    sqs = emulator_client("sqs", endpoint_url)
+    messages: list[dict[str, Any]] = []
+    deadline = time.monotonic() + timeout
+    empty_in_a_row = 0
+    while time.monotonic() < deadline:
+        batch = sqs.receive_message(
+            QueueUrl=queue_url,
+            MaxNumberOfMessages=10,
+            WaitTimeSeconds=0,
+            VisibilityTimeout=300,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount"],
+        ).get("Messages", [])
+        messages.extend(batch)
+        if expected is not None and len(messages) >= expected:
+            break
+        empty_in_a_row = 0 if batch else empty_in_a_row + 1
+        if expected is None and empty_in_a_row >= 2:
+            break
+        if not batch:
+            time.sleep(0.1)
+    return messages
+
+
+def queue_depth(endpoint_url: str, queue_url: str) -> tuple[int, int]:
+    """(visible, in flight)."""
+    attributes = emulator_client("sqs", endpoint_url).get_queue_attributes(
+        QueueUrl=queue_url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def stored_objects(endpoint_url: str, bucket: str, prefix: str = "emails/") -> dict[str, dict[str, Any]]:
+    """key -> parsed JSON body of every object under the prefix."""
+    s3 = emulator_client("s3", endpoint_url)
+    objects: dict[str, dict[str, Any]] = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            body = s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+            objects[item["Key"]] = orjson.loads(body)
+    return objects
+
+
+def wait_for(condition: Any, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {message}")
+
+
+def seed_payload(token: str | None, **data_overrides: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "email_subject": "Happy new year!",
+        "email_sender": "John doe",
+        "email_timestream": "1693561101",
+        "email_content": "Just want to say... Happy new year!!!",
+    }
+    data.update(data_overrides)
+    payload: dict[str, Any] = {"data": data}
+    if token is not None:
+        payload["token"] = token
+    return payload
+
+
+def metric_value(metrics_text: str, name: str, labels: dict[str, str] | None = None) -> float:
+    """Sum of the samples of `name` whose labels include `labels`, from the text exposition format."""
+    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+
+    total = 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                total += sample.value
+    return total

@@ -1,0 +1,161 @@
+"""The SQS envelope: round trips, the S3 key, SQS-safe bodies, and rejection of anything else."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ingest_common.email import TIMESTREAM_MAX, TIMESTREAM_MIN, Email
+from ingest_common.envelope import Envelope, EnvelopeError, email_id_for, parse_envelope
+
+RECEIVED = datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC)
+
+
+def make_envelope(**email_overrides: Any) -> Envelope:
+    email = {"subject": "Hi", "sender": "John doe", "timestream": 1693561101, "content": "Hello"}
+    email.update(email_overrides)
+    return Envelope(email_id=email_id_for("key-1"), received_at=RECEIVED, request_id="req-1", email=Email(**email))
+
+
+def test_round_trip() -> None:
+    envelope = make_envelope()
+    parsed = parse_envelope(envelope.to_body())
+    assert parsed.email == envelope.email
+    assert parsed.email_id == envelope.email_id
+    assert parsed.request_id == "req-1"
+    assert parsed.received_at == datetime(2026, 11, 22, 18, 51, 11, 123000, tzinfo=UTC)
+
+
+def test_version_one_layout_is_stable() -> None:
+    body = orjson.loads(make_envelope().to_body())
+    assert body == {
+        "v": 1,
+        "email_id": email_id_for("key-1"),
+        "received_at": "2026-11-22T18:51:11.123Z",
+        "request_id": "req-1",
+        "email": {
+            "email_subject": "Hi",
+            "email_sender": "John doe",
+            "email_timestream": 1693561101,
+            "email_content": "Hello",
+        },
+    }
+
+
+def test_s3_key_is_dated_by_the_emails_own_timestamp() -> None:
+    envelope = make_envelope()
+    assert envelope.s3_key("emails/") == f"emails/2023/09/01/{envelope.email_id}.json"
+
+
+def test_stored_object_holds_id_receipt_time_and_fields() -> None:
+    stored = orjson.loads(make_envelope().stored_object())
+    assert stored == {
+        "email_id": email_id_for("key-1"),
+        "received_at": "2026-11-22T18:51:11.123Z",
+        "email_subject": "Hi",
+        "email_sender": "John doe",
+        "email_timestream": 1693561101,
+        "email_content": "Hello",
+    }
+
+
+def test_idempotency_key_gives_a_stable_id_and_none_gives_a_fresh_one() -> None:
+    assert email_id_for("abc") == email_id_for("abc")
+    assert email_id_for("abc") != email_id_for("abd")
+    assert email_id_for(None) != email_id_for(None)
+
+
+def test_body_escapes_code_points_sqs_refuses() -> None:
+    body = make_envelope(content="a\ufffeb\uffffc\x00d").to_body()
+    assert "\ufffe" not in body
+    assert "\uffff" not in body
+    assert "\x00" not in body
+    assert parse_envelope(body).email.content == "a\ufffeb\uffffc\x00d"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"not json", "invalid_json"),
+        (b"\xff\xfe", "invalid_json"),
+        (b"[1, 2]", "invalid_envelope"),
+        (b'{"v": 2}', "unsupported_version"),
+        (b'{"v": true}', "unsupported_version"),
+        (b'{"email": {}}', "unsupported_version"),
+    ],
+)
+def test_rejects_what_is_not_an_envelope(body: bytes, reason: str) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(body)
+    assert caught.value.reason == reason
+
+
+def _document(**overrides: Any) -> bytes:
+    document = orjson.loads(make_envelope().to_body())
+    document.update(overrides)
+    return orjson.dumps(document)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"email_id": ""},
+        {"email_id": "a/b"},
+        {"email_id": ".."},
+        {"email_id": 7},
+        {"request_id": None},
+        {"received_at": "yesterday"},
+        {"received_at": "2026-11-22T18:51:11"},
+        {"email": {"email_subject": "only"}},
+        {"unexpected": 1},
+    ],
+)
+def test_rejects_malformed_envelopes(overrides: dict[str, Any]) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(_document(**overrides))
+    assert caught.value.reason == "invalid_envelope"
+
+
+# -- properties ---------------------------------------------------------------------------------------
+
+texts = st.text(min_size=1, max_size=40).filter(lambda text: text.strip() != "")
+emails = st.builds(
+    Email,
+    subject=texts.filter(lambda t: not any(ord(c) < 32 and c != "\t" for c in t) and "\x7f" not in t),
+    sender=texts.filter(lambda t: not any(ord(c) < 32 and c != "\t" for c in t) and "\x7f" not in t),
+    timestream=st.integers(TIMESTREAM_MIN, TIMESTREAM_MAX),
+    content=texts,
+).filter(lambda email: all(_encodable(text) for text in (email.subject, email.sender, email.content)))
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@given(emails, st.text(alphabet="abcdef0123456789-", min_size=1, max_size=64))
+def test_every_valid_envelope_round_trips_and_is_sqs_safe(email: Email, request_id: str) -> None:
+    envelope = Envelope(email_id=email_id_for(None), received_at=RECEIVED, request_id=request_id, email=email)
+    body = envelope.to_body()
+    # SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF only.
+    assert all(
+        char in "\t\n\r" or 0x20 <= ord(char) <= 0xD7FF or 0xE000 <= ord(char) <= 0xFFFD or ord(char) >= 0x10000
+        for char in body
+    )
+    assert parse_envelope(body).email == email
+
+
+@given(st.binary(max_size=200))
+def test_parse_never_raises_anything_but_envelope_error(body: bytes) -> None:
+    try:
+        parse_envelope(body)
+    except EnvelopeError:
+        pass
