@@ -21,7 +21,11 @@ go_install() {
   local name="$1" target="$2"; shift 2
   if stamp_ok "$name" "$target" && [ -x "$TOOLS_BIN/$name" ]; then return 0; fi
   log "building $name from $target"
-  GOBIN="$TOOLS_BIN" GOFLAGS="${GOFLAGS:-} -trimpath" CGO_ENABLED=0 go install "$@" "$target"
+  # Explicit failure check: callers may run this under `if` or `||`, where set -e does not apply.
+  if ! GOBIN="$TOOLS_BIN" GOFLAGS="${GOFLAGS:-} -trimpath" CGO_ENABLED=0 go install "$@" "$target"; then
+    log "failed to build $name"
+    return 1
+  fi
   stamp_set "$name" "$target"
 }
 

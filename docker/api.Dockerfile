@@ -1,0 +1,70 @@
+# The email-ingest HTTP API (`python -m api_service`).
+# Build from the repository root:  docker build -f docker/api.Dockerfile -t email-ingest-api .
+#
+# The base image is pinned by tag and by the digest of its multi-architecture index (linux/amd64, linux/arm64);
+# Dependabot (.github/dependabot.yml) proposes updates. Both stages use the same base so that the virtualenv built
+# in the first one runs unchanged in the second.
+
+FROM python:3.11.15-slim-bookworm@sha256:b18992999dbe963a45a8a4da40ac2b1975be1a776d939d098c647482bcad5cba AS build
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+# Dependencies: exactly the lock (every transitive pin is in it, hence --no-deps), wheels only (no compiler is
+# needed or present), into a virtualenv that the runtime stage copies. pip and setuptools are removed from it.
+COPY requirements/api.lock /tmp/requirements.lock
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/pip install --no-cache-dir --no-deps --only-binary=:all: -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools \
+    && rm /tmp/requirements.lock
+
+# Only the packages this image runs. Byte-compiled here (unchecked-hash: the image is immutable), because the
+# runtime user cannot write next to the sources.
+COPY ingest_common /app/ingest_common
+COPY api_service /app/api_service
+RUN python -m compileall -q --invalidation-mode unchecked-hash /app
+
+
+FROM python:3.11.15-slim-bookworm@sha256:b18992999dbe963a45a8a4da40ac2b1975be1a776d939d098c647482bcad5cba AS runtime
+
+ARG VERSION=0.0.0-dev
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=""
+
+LABEL org.opencontainers.image.title="email-ingest-api" \
+      org.opencontainers.image.description="email-ingest HTTP API: validates emails and publishes them to SQS" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.base.name="docker.io/library/python:3.11.15-slim-bookworm"
+
+# An unprivileged user with a fixed UID/GID (Kubernetes runAsNonRoot needs a numeric USER). The base image's own
+# pip/setuptools/wheel are removed: nothing installs packages at run time.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+       --shell /usr/sbin/nologin app \
+    && rm -rf /usr/local/bin/pip* /usr/local/lib/python3.11/site-packages/pip* \
+       /usr/local/lib/python3.11/site-packages/setuptools* /usr/local/lib/python3.11/site-packages/wheel* \
+       /root/.cache
+
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+
+ENV PATH="/opt/venv/bin:${PATH}" \
+    PYTHONPATH=/app \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    API_HOST=0.0.0.0 \
+    API_PORT=8080
+
+WORKDIR /app
+USER 10001:10001
+EXPOSE 8080
+
+# Exec form: the interpreter is PID 1 and receives SIGTERM itself (the API drains on it).
+# No HEALTHCHECK: Kubernetes probes /healthz and /readyz (see the Helm chart).
+ENTRYPOINT ["python", "-m", "api_service"]

@@ -1,0 +1,1 @@
+"""Dashboards, alert rules and Prometheus configuration for email-ingest (no runtime code of the services)."""
