@@ -47,6 +47,14 @@ def queue_depth(endpoint_url: str, queue_url: str) -> tuple[int, int]:
     return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
 
+def stored_keys(endpoint_url: str, bucket: str, prefix: str = "emails/") -> set[str]:
+    s3 = emulator_client("s3", endpoint_url)
+    keys: set[str] = set()
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys.update(item["Key"] for item in page.get("Contents", []))
+    return keys
+
+
 def stored_objects(endpoint_url: str, bucket: str, prefix: str = "emails/") -> dict[str, dict[str, Any]]:
     """key -> parsed JSON body of every object under the prefix."""
     s3 = emulator_client("s3", endpoint_url)
@@ -83,7 +91,7 @@ def seed_payload(token: str | None, **data_overrides: Any) -> dict[str, Any]:
 
 def metric_value(metrics_text: str, name: str, labels: dict[str, str] | None = None) -> float:
     """Sum of the samples of `name` whose labels include `labels`, from the text exposition format."""
-    from prometheus_client.parser import text_string_to_metric_families  # noqa: PLC0415
+    from prometheus_client.parser import text_string_to_metric_families
 
     total = 0.0
     for family in text_string_to_metric_families(metrics_text):

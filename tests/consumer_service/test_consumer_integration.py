@@ -1,0 +1,185 @@
+"""The consumer against a real moto server process: storing, redelivery, poison, S3 outage, heartbeats."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from consumer_service.app import create_app
+from consumer_service.config import ConsumerSettings
+from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
+from devstack.emulator import MotoServer
+from ingest_common.email import Email
+from ingest_common.envelope import Envelope, email_id_for
+from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+Consumer = TestClient[web.Request, web.Application]
+
+
+def envelope(index: int, *, content: str | None = None) -> Envelope:
+    return Envelope(
+        email_id=email_id_for(f"{uuid.uuid4()}-{index}"),
+        received_at=datetime.now(UTC),
+        request_id=f"req-{index}",
+        email=Email(f"subject {index}", "John doe", 1693561101 + index * 86_400, content or f"content {index} é"),
+    )
+
+
+def enqueue(endpoint_url: str, queue_url: str, bodies: list[str]) -> None:
+    sqs = emulator_client("sqs", endpoint_url)
+    for start in range(0, len(bodies), 10):
+        chunk = bodies[start : start + 10]
+        response = sqs.send_message_batch(
+            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
+        )
+        assert len(response["Successful"]) == len(chunk)
+
+
+def settings_for(resources: Resources, **overrides: Any) -> ConsumerSettings:
+    base = ConsumerSettings(
+        region=resources.region,
+        queue_url=resources.queue_url,
+        dead_letter_queue_url=resources.dead_letter_queue_url,
+        bucket=resources.bucket,
+        wait_time_seconds=1,
+        queue_metrics_interval_seconds=0.5,
+    )
+    return dataclasses.replace(base, **overrides)
+
+
+async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def metrics_of(consumer: Consumer) -> str:
+    return await (await consumer.get("/metrics")).text()
+
+
+async def test_stores_every_email_exactly_as_sent_and_empties_the_queue(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
+) -> None:
+    envelopes = [envelope(i) for i in range(500)]
+    enqueue(aws_env, aws_resources.queue_url, [item.to_body() for item in envelopes])
+    consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
+    await wait_until(
+        lambda: queue_depth(aws_env, aws_resources.queue_url) == (0, 0), timeout=120, what="the queue to drain"
+    )
+    stored = stored_objects(aws_env, aws_resources.bucket)
+    assert stored == {item.s3_key("emails/"): orjson.loads(item.stored_object()) for item in envelopes}
+    s3 = emulator_client("s3", aws_env)
+    head = s3.head_object(Bucket=aws_resources.bucket, Key=envelopes[0].s3_key("emails/"))
+    assert head["ContentType"] == "application/json"
+    metrics = await metrics_of(consumer)
+    # SQS delivers at least once (moto, under this load, does redeliver a few): every email is created exactly
+    # once, and every delivery, first or repeated, ends in a delete.
+    created = metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "created"})
+    again = metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "already_stored"})
+    assert created == 500
+    assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == created + again
+    assert metric_value(metrics, "email_ingest_consumer_messages_received_total") == created + again
+    deletes = metric_value(metrics, "email_ingest_aws_requests_total", {"operation": "DeleteMessageBatch"})
+    assert deletes <= 500 / 2, f"{deletes} DeleteMessageBatch calls for 500 messages: deletes are not batched"
+    assert (await consumer.get("/readyz")).status == 200
+
+
+async def test_redelivery_of_a_stored_email_deletes_without_overwriting(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
+) -> None:
+    item = envelope(1)
+    s3 = emulator_client("s3", aws_env)
+    # An earlier delivery stored the email, then died before its delete.
+    s3.put_object(Bucket=aws_resources.bucket, Key=item.s3_key("emails/"), Body=b'{"marker": "first write"}')
+    enqueue(aws_env, aws_resources.queue_url, [item.to_body()])
+    consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
+    await wait_until(lambda: queue_depth(aws_env, aws_resources.queue_url) == (0, 0), timeout=30, what="the delete")
+    body = s3.get_object(Bucket=aws_resources.bucket, Key=item.s3_key("emails/"))["Body"].read()
+    assert body == b'{"marker": "first write"}', "a redelivery must never overwrite"
+    metrics = await metrics_of(consumer)
+    assert metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "already_stored"}) == 1
+    assert metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "created"}) == 0
+    assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 1
+
+
+@pytest.fixture
+def fast_redrive_resources(moto_server: MotoServer, stack_names: StackNames, api_token: str) -> Resources:
+    names = dataclasses.replace(stack_names, max_receive_count=2, visibility_timeout_seconds=2)
+    return bootstrap(moto_server.endpoint_url, api_token, names)
+
+
+async def test_poison_goes_to_the_dlq_through_the_redrive_policy_without_blocking(
+    aiohttp_client: ClientFactory, aws_env: str, fast_redrive_resources: Resources
+) -> None:
+    resources = fast_redrive_resources
+    good = [envelope(i) for i in range(5)]
+    bad_version = orjson.dumps({**orjson.loads(good[0].to_body()), "v": 99}).decode()
+    bad_email = orjson.dumps({**orjson.loads(good[0].to_body()), "email": {"email_subject": ""}}).decode()
+    poison = ["not json at all", bad_version, bad_email]
+    enqueue(aws_env, resources.queue_url, [poison[0], *(item.to_body() for item in good), poison[1], poison[2]])
+    consumer = await aiohttp_client(create_app(settings_for(resources)))
+    await wait_until(lambda: len(stored_objects(aws_env, resources.bucket)) == 5, timeout=30, what="the good emails")
+    await wait_until(
+        lambda: queue_depth(aws_env, resources.dead_letter_queue_url)[0] == 3,
+        timeout=60,
+        what="the poison to reach the DLQ",
+    )
+    assert queue_depth(aws_env, resources.queue_url) == (0, 0)
+    in_dlq = receive_all(aws_env, resources.dead_letter_queue_url, expected=3)
+    assert sorted(message["Body"] for message in in_dlq) == sorted(poison)
+    metrics = await metrics_of(consumer)
+    for reason in ("invalid_json", "unsupported_version", "invalid_envelope"):
+        assert metric_value(metrics, "email_ingest_consumer_poison_messages_total", {"reason": reason}) >= 1
+    assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 5
+
+
+async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
+    aiohttp_client: ClientFactory, aws_env: str, moto_server: MotoServer, stack_names: StackNames, api_token: str
+) -> None:
+    names = dataclasses.replace(stack_names, visibility_timeout_seconds=2, max_receive_count=50)
+    resources = bootstrap(moto_server.endpoint_url, api_token, names)
+    s3 = emulator_client("s3", aws_env)
+    s3.delete_bucket(Bucket=resources.bucket)  # S3 fails: NoSuchBucket on every put
+    envelopes = [envelope(i) for i in range(8)]
+    enqueue(aws_env, resources.queue_url, [item.to_body() for item in envelopes])
+    consumer = await aiohttp_client(create_app(settings_for(resources, s3_max_attempts=2)))
+    await asyncio.sleep(4)
+    metrics = await metrics_of(consumer)
+    assert metric_value(metrics, "email_ingest_consumer_processing_failures_total", {"reason": "s3_error"}) >= 8
+    assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 0
+    visible, in_flight = queue_depth(aws_env, resources.queue_url)
+    assert visible + in_flight == 8, "nothing may be deleted while S3 fails"
+    s3.create_bucket(Bucket=resources.bucket)
+    await wait_until(lambda: queue_depth(aws_env, resources.queue_url) == (0, 0), timeout=60, what="recovery")
+    assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/") for item in envelopes}
+    assert queue_depth(aws_env, resources.dead_letter_queue_url) == (0, 0)
+
+
+async def test_queue_depth_metrics_cover_the_queue_and_its_dlq(
+    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
+) -> None:
+    enqueue(aws_env, aws_resources.dead_letter_queue_url, ["dead"] * 3)
+    consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
+    for _ in range(40):
+        metrics = await metrics_of(consumer)
+        dlq_seen = metric_value(metrics, "email_ingest_queue_messages", {"queue": "dlq", "state": "visible"}) == 3
+        if dlq_seen and metric_value(metrics, "email_ingest_consumer_receives_total", {"result": "empty"}) >= 1:
+            break
+        await asyncio.sleep(0.25)
+    assert metric_value(metrics, "email_ingest_queue_messages", {"queue": "dlq", "state": "visible"}) == 3
+    assert metric_value(metrics, "email_ingest_queue_messages", {"queue": "main", "state": "visible"}) == 0
+    assert metric_value(metrics, "email_ingest_consumer_receives_total", {"result": "empty"}) >= 1
