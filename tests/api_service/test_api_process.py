@@ -78,7 +78,7 @@ def test_sigterm_answers_every_accepted_request_and_exits_0(
         assert stack.api.process is not None
         assert stack.api.process.wait(30) == 0
         assert len(results) == 40
-        accepted = [body["message_id"] for status, body in results if status == 200 and body]
+        accepted = [str(body["message_id"]) for status, body in results if status == 200 and body]
         assert accepted, "requests in flight at SIGTERM are answered, not dropped"
         assert all(status in {200, 503, 0} for status, _ in results), results
         assert stack.resources is not None

@@ -44,9 +44,8 @@ class FakeSqs:
 
 
 def client_error(code: str, status: int) -> ClientError:
-    return ClientError(
-        {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "SendMessageBatch"
-    )
+    response: Any = {"Error": {"Code": code, "Message": code}, "ResponseMetadata": {"HTTPStatusCode": status}}
+    return ClientError(response, "SendMessageBatch")
 
 
 @pytest.fixture

@@ -47,7 +47,7 @@ async def test_delete_batch_partial_failure_is_reported_per_message(
     deleter.start()
     [good_a, good_b] = receive_handles(aws_env, queue_url, 2)
     results = await asyncio.gather(deleter.delete(good_a), deleter.delete("not-a-receipt"), deleter.delete(good_b))
-    assert results == [True, False, True]
+    assert list(results) == [True, False, True]
     assert registry.get_sample_value("email_ingest_consumer_messages_deleted_total") == 2
     assert registry.get_sample_value("email_ingest_consumer_delete_failures_total", {"reason": "receipt_invalid"}) == 1
     assert queue_depth(aws_env, queue_url) == (0, 0)

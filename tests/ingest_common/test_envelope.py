@@ -18,7 +18,7 @@ RECEIVED = datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC)
 
 
 def make_envelope(**email_overrides: Any) -> Envelope:
-    email = {"subject": "Hi", "sender": "John doe", "timestream": 1693561101, "content": "Hello"}
+    email: dict[str, Any] = {"subject": "Hi", "sender": "John doe", "timestream": 1693561101, "content": "Hello"}
     email.update(email_overrides)
     return Envelope(email_id=email_id_for("key-1"), received_at=RECEIVED, request_id="req-1", email=Email(**email))
 
