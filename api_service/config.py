@@ -18,7 +18,7 @@ class ApiSettings:
     port: int = 8080
     token_refresh_seconds: float = 300.0
     token_max_staleness_seconds: float = 3600.0
-    token_rotation_grace_seconds: float = 300.0
+    token_rotation_grace_seconds: float = 900.0
     publish_linger_seconds: float = 0.005
     publish_max_batches_in_flight: int = 16
     publish_max_pending: int = 2000
@@ -41,7 +41,7 @@ class ApiSettings:
                 "TOKEN_MAX_STALENESS_SECONDS", 3600.0, minimum=0.1, maximum=7 * 86_400
             ),
             token_rotation_grace_seconds=env.number(
-                "TOKEN_ROTATION_GRACE_SECONDS", 300.0, minimum=0, maximum=7 * 86_400
+                "TOKEN_ROTATION_GRACE_SECONDS", 900.0, minimum=0, maximum=7 * 86_400
             ),
             publish_linger_seconds=env.number("PUBLISH_LINGER_MS", 5.0, minimum=0, maximum=1000) / 1000,
             publish_max_batches_in_flight=env.integer("PUBLISH_MAX_BATCHES_IN_FLIGHT", 16, minimum=1, maximum=256),

@@ -1,0 +1,4 @@
+output "repository_urls" {
+  description = "Repository URLs by name."
+  value       = module.ecr.repository_urls
+}

@@ -1,0 +1,261 @@
+variable "name" {
+  description = "Name of the environment's resources (cluster, VPC, roles), e.g. \"email-ingest-prod\"; at most 32 characters (load balancer name)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}[a-z0-9]$", var.name))
+    error_message = "name must be 3-32 lowercase letters, digits and hyphens, starting with a letter."
+  }
+}
+
+variable "environment" {
+  description = "Environment name (dev, prod): tags and the default token parameter path."
+  type        = string
+}
+
+################################ network ################################
+
+variable "vpc_cidr" {
+  description = "CIDR block of the VPC."
+  type        = string
+  default     = "10.0.0.0/16"
+}
+
+variable "azs" {
+  description = "Availability zones (at least two) of the subnets, nodes and load balancer; explicit so that a new AZ never reshuffles the subnets."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.azs) >= 2
+    error_message = "Give at least two availability zones."
+  }
+}
+
+variable "single_nat_gateway" {
+  description = "One NAT gateway for all AZs (cost option for dev) instead of one per AZ."
+  type        = bool
+  default     = false
+}
+
+variable "log_retention_days" {
+  description = "Retention of the VPC flow logs and EKS control plane logs in days."
+  type        = number
+  default     = 365
+}
+
+################################ eks ################################
+
+variable "kubernetes_version" {
+  description = "Kubernetes minor version of the cluster."
+  type        = string
+  default     = "1.34"
+}
+
+variable "eks_endpoint_public_access" {
+  description = "Expose the Kubernetes API endpoint publicly (limited to eks_endpoint_public_access_cidrs)."
+  type        = bool
+  default     = true
+}
+
+variable "eks_endpoint_public_access_cidrs" {
+  description = "CIDR blocks that may reach the public Kubernetes API endpoint (CI runners, office, VPN)."
+  type        = list(string)
+}
+
+variable "node_instance_types" {
+  description = "Instance types of the node group."
+  type        = list(string)
+  default     = ["m7i.large"]
+}
+
+variable "node_capacity_type" {
+  description = "ON_DEMAND or SPOT."
+  type        = string
+  default     = "ON_DEMAND"
+}
+
+variable "node_min_size" {
+  description = "Minimum number of nodes."
+  type        = number
+  default     = 3
+}
+
+variable "node_max_size" {
+  description = "Maximum number of nodes."
+  type        = number
+  default     = 9
+}
+
+variable "node_desired_size" {
+  description = "Initial number of nodes."
+  type        = number
+  default     = 3
+}
+
+################################ queue, bucket, secret ################################
+
+variable "queue_visibility_timeout_seconds" {
+  description = "Visibility timeout of the queue (the consumer reads it at start-up and heartbeats)."
+  type        = number
+  default     = 120
+}
+
+variable "consumer_max_processing_seconds" {
+  description = "Longest time the consumer may spend on one message; the visibility timeout must exceed it plus the heartbeat margin."
+  type        = number
+  default     = 60
+}
+
+variable "queue_max_receive_count" {
+  description = "Receives before a message moves to the DLQ."
+  type        = number
+  default     = 5
+}
+
+variable "bucket_name" {
+  description = "Name of the email bucket; null derives \"<name>-emails-<account id>\"."
+  type        = string
+  default     = null
+}
+
+variable "bucket_key_prefix" {
+  description = "Key prefix of the stored emails (S3_KEY_PREFIX)."
+  type        = string
+  default     = "emails/"
+}
+
+variable "email_expiration_days" {
+  description = "Days after which stored emails expire; null keeps them."
+  type        = number
+  default     = null
+}
+
+variable "token_parameter_name" {
+  description = "Name of the token parameter; null derives \"/email-ingest/<environment>/api-token\"."
+  type        = string
+  default     = null
+}
+
+variable "token_rotation_grace_seconds" {
+  description = "TOKEN_ROTATION_GRACE_SECONDS given to the API. Must exceed the token refresh period (300 s + 10% jitter) plus the time clients need to switch, or a rotation has a gap where neither token works everywhere."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.token_rotation_grace_seconds > 330
+    error_message = "token_rotation_grace_seconds must exceed 330 (the API's refresh period of 300 s plus 10% jitter)."
+  }
+}
+
+variable "force_destroy" {
+  description = "Let terraform destroy delete a non-empty bucket and ECR repositories (throw-away environments only)."
+  type        = bool
+  default     = false
+}
+
+################################ Kubernetes names ################################
+
+variable "namespace" {
+  description = "Kubernetes namespace of the services."
+  type        = string
+  default     = "email-ingest"
+}
+
+variable "api_service_account" {
+  description = "Service account of the API."
+  type        = string
+  default     = "email-ingest-api"
+}
+
+variable "consumer_service_account" {
+  description = "Service account of the consumer."
+  type        = string
+  default     = "email-ingest-consumer"
+}
+
+variable "operator_service_account" {
+  description = "Service account of the DLQ redrive tool; null for none."
+  type        = string
+  default     = "email-ingest-redrive"
+}
+
+variable "operator_principal_arns" {
+  description = "IAM principals (on-call SSO roles) that may assume the operator role."
+  type        = list(string)
+  default     = []
+}
+
+variable "api_node_port" {
+  description = "NodePort of the API Service that the load balancer targets."
+  type        = number
+  default     = 30080
+}
+
+################################ ingress ################################
+
+variable "certificate_arn" {
+  description = "ACM certificate of the API's HTTPS listener."
+  type        = string
+}
+
+variable "ingress_cidr_blocks" {
+  description = "CIDR blocks allowed to reach the load balancer."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
+variable "deletion_protection" {
+  description = "Protect the load balancer from deletion."
+  type        = bool
+  default     = true
+}
+
+variable "alb_access_logs_bucket" {
+  description = "Bucket for load balancer access logs; null disables them."
+  type        = string
+  default     = null
+}
+
+variable "web_acl_arn" {
+  description = "WAFv2 web ACL for the load balancer; null for none."
+  type        = string
+  default     = null
+}
+
+################################ CI ################################
+
+variable "github_repository" {
+  description = "GitHub repository (\"owner/name\") whose Actions push images and deploy; null creates no CI role."
+  type        = string
+  default     = null
+}
+
+variable "github_environments" {
+  description = "GitHub environments allowed to assume the CI role."
+  type        = list(string)
+  default     = []
+}
+
+variable "github_branches" {
+  description = "Branches allowed to assume the CI role (jobs without an environment)."
+  type        = list(string)
+  default     = []
+}
+
+variable "github_oidc_provider_arn" {
+  description = "Existing GitHub Actions OIDC provider of the account; null creates it (once per account)."
+  type        = string
+  default     = null
+}
+
+variable "ecr_repository_prefix" {
+  description = "Prefix of the ECR repository names (e.g. \"dev/\" when two environments share an account)."
+  type        = string
+  default     = ""
+}
+
+variable "tags" {
+  description = "Tags added to every resource."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,66 @@
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+
+################################################################################
+# Customer-managed KMS key of the parameter
+################################################################################
+
+data "aws_iam_policy_document" "kms" {
+  #checkov:skip=CKV_AWS_109:A key policy's Resource "*" means this key only; the root statement lets IAM policies grant use of it.
+  #checkov:skip=CKV_AWS_111:A key policy's Resource "*" means this key only; the root statement lets IAM policies grant use of it.
+  #checkov:skip=CKV_AWS_356:A key policy's Resource "*" means this key only.
+  statement {
+    sid       = "EnableIAMPolicies"
+    actions   = ["kms:*"]
+    resources = ["*"]
+
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
+    }
+  }
+}
+
+resource "aws_kms_key" "this" {
+  description             = "Encrypts the SSM parameter ${var.name}"
+  enable_key_rotation     = true
+  deletion_window_in_days = var.kms_deletion_window_in_days
+  policy                  = data.aws_iam_policy_document.kms.json
+
+  tags = var.tags
+}
+
+resource "aws_kms_alias" "this" {
+  name          = "alias/${var.kms_alias}"
+  target_key_id = aws_kms_key.this.key_id
+}
+
+################################################################################
+# The parameter
+#
+# The real token never passes through Terraform. The parameter is created with a random value that nobody
+# knows (an ephemeral resource: it exists only during the run) written through the write-only argument
+# value_wo, which Terraform never records in the plan or the state, and which the provider does not read
+# back on refresh. So the parameter exists, encrypted with the key, but no request can authenticate until
+# an operator writes the first real token with the rotation procedure (terraform/README.md), and later
+# out-of-band rotations cause neither drift nor a copy of the token in the state.
+################################################################################
+
+ephemeral "random_password" "initial" {
+  length  = 48
+  special = false
+}
+
+resource "aws_ssm_parameter" "this" {
+  name        = var.name
+  description = var.description
+  type        = "SecureString"
+  tier        = "Standard"
+  key_id      = aws_kms_key.this.arn
+
+  value_wo = ephemeral.random_password.initial.result
+  # Never bump this: a new version would overwrite the live token with a random one.
+  value_wo_version = 1
+
+  tags = var.tags
+}
