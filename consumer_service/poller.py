@@ -1,7 +1,7 @@
 """The receive side: concurrent long polls feeding a bounded pool of message processors.
 
 A message is deleted only after its email is stored; a poison message is never deleted by us and is
-moved to the DLQ by the queue's redrive policy (see docs/consumer.md); on drain, long polls are
+moved to the DLQ by the queue's redrive policy (see docs/design.md); on drain, long polls are
 cancelled, work under way finishes within the grace period and the rest is released (visibility 0).
 """
 
