@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from functools import partial
 from importlib import resources
 from typing import Any, cast
 
 import aioboto3
+import aiohttp
 from aiohttp import web
 
 from api_service.config import ApiSettings
@@ -29,22 +30,42 @@ from api_service.publisher import BatchPublisher, PublisherMetrics
 from api_service.token_cache import TokenCache, TokenMetrics
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.metrics import metrics_handler, new_registry
+from ingest_common.sqs_json import FrozenCredentials, SqsJsonClient
+
+
+async def sqs_endpoint(session: aioboto3.Session, region: str) -> str:
+    """The SQS endpoint botocore resolves (region, AWS_ENDPOINT_URL[_SQS], FIPS...), so ours never differs."""
+    async with session.client("sqs", region_name=region) as resolver:
+        return str(resolver.meta.endpoint_url)
 
 
 async def aws_resources(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
-    """One SSM and one SQS client for the life of the process, with the token cache and publisher on them."""
+    """One SSM client and one SQS client for the life of the process, with the token cache and publisher on them."""
     settings = app[SETTINGS]
     registry = app[REGISTRY]
     aws_metrics = AwsCallMetrics(registry)
     ssm_config = client_config(max_pool_connections=2, read_timeout=5.0, max_attempts=3)
-    # The publisher retries on its own within a deadline, so botocore must not retry underneath it.
-    sqs_config = client_config(
-        max_pool_connections=settings.publish_max_batches_in_flight, read_timeout=5.0, max_attempts=1
+    # aioboto3's typing says the method is synchronous; it returns aiobotocore's coroutine.
+    credentials = await cast(Awaitable[Any], session.get_credentials())
+    if credentials is None:
+        raise RuntimeError("no AWS credentials found by the standard provider chain")
+
+    async def frozen_credentials() -> FrozenCredentials:
+        # Refreshable credentials (IRSA, instance roles) renew themselves here when close to expiry.
+        return cast(FrozenCredentials, await credentials.get_frozen_credentials())
+
+    # The publisher retries on its own within a deadline: one attempt per call, with tight timeouts.
+    sqs_http = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.publish_max_batches_in_flight, keepalive_timeout=30),
+        timeout=aiohttp.ClientTimeout(total=5.0, sock_connect=2.0),
     )
-    async with (
-        session.client("ssm", region_name=settings.region, config=ssm_config) as ssm,
-        session.client("sqs", region_name=settings.region, config=sqs_config) as sqs,
-    ):
+    async with sqs_http, session.client("ssm", region_name=settings.region, config=ssm_config) as ssm:
+        sqs = SqsJsonClient(
+            sqs_http,
+            endpoint_url=await sqs_endpoint(session, settings.region),
+            region=settings.region,
+            credentials=frozen_credentials,
+        )
 
         async def fetch_token() -> str:
             response = await aws_metrics.call(
@@ -55,12 +76,9 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             return str(response["Parameter"].get("Value", ""))
 
         async def send_batch(entries: list[dict[str, Any]]) -> dict[str, Any]:
-            response = await aws_metrics.call(
-                "sqs",
-                "SendMessageBatch",
-                partial(sqs.send_message_batch, QueueUrl=settings.queue_url, Entries=cast(Any, entries)),
+            return await aws_metrics.call(
+                "sqs", "SendMessageBatch", partial(sqs.send_message_batch, settings.queue_url, entries)
             )
-            return dict(response)
 
         token_cache = TokenCache(
             fetch_token,

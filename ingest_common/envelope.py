@@ -43,7 +43,8 @@ def email_id_for(idempotency_key: str | None) -> str:
 
 
 def format_timestamp(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """RFC 3339 in UTC with milliseconds: `2026-11-22T18:51:11.123Z`."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 def sqs_safe_json(document: object) -> bytes:
