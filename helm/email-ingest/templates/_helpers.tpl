@@ -1,0 +1,114 @@
+{{/*
+Names. The full name is the release name, plus the chart name unless the release name contains it; every
+resource of a component is named "<fullname>-<component>".
+*/}}
+{{- define "email-ingest.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "email-ingest.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 50 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 50 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "email-ingest.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Name of a component's resources. Call with (dict "root" $ "component" "api"). */}}
+{{- define "email-ingest.componentName" -}}
+{{- printf "%s-%s" (include "email-ingest.fullname" .root) .component }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "email-ingest.labels" -}}
+helm.sh/chart: {{ include "email-ingest.chart" . }}
+app.kubernetes.io/name: {{ include "email-ingest.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ include "email-ingest.imageTag" . | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: email-ingest
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/* Labels of a component's resources. Call with (dict "root" $ "component" "api"). */}}
+{{- define "email-ingest.componentLabels" -}}
+{{ include "email-ingest.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* Selector labels of a component. Call with (dict "root" $ "component" "api"). */}}
+{{- define "email-ingest.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "email-ingest.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/* The one tag both images run: image.tag, else the chart's appVersion. */}}
+{{- define "email-ingest.imageTag" -}}
+{{- .Values.image.tag | default .Chart.AppVersion | toString }}
+{{- end }}
+
+{{/* A component's image reference. Call with (dict "root" $ "component" "api"). */}}
+{{- define "email-ingest.image" -}}
+{{- $values := index .root.Values .component }}
+{{- $repository := $values.image.repository }}
+{{- with .root.Values.image.registry }}
+{{- $repository = printf "%s/%s" (trimSuffix "/" .) $repository }}
+{{- end }}
+{{- if $values.image.digest }}
+{{- printf "%s:%s@%s" $repository (include "email-ingest.imageTag" .root) $values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $repository (include "email-ingest.imageTag" .root) }}
+{{- end }}
+{{- end }}
+
+{{/* A component's ServiceAccount name. Call with (dict "root" $ "component" "api"). */}}
+{{- define "email-ingest.serviceAccountName" -}}
+{{- $sa := (index .root.Values .component).serviceAccount }}
+{{- if $sa.create }}
+{{- default (include "email-ingest.componentName" .) $sa.name }}
+{{- else }}
+{{- default "default" $sa.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds of a component, derived from the values it must cover, so that they cannot disagree:
+the preStop sleep runs first, then SIGTERM starts the drain of at most SHUTDOWN_GRACE_SECONDS, then a margin.
+*/}}
+{{- define "email-ingest.terminationGracePeriodSeconds" -}}
+{{- $values := index .root.Values .component }}
+{{- add $values.preStopSleepSeconds $values.config.shutdownGraceSeconds $values.terminationMarginSeconds }}
+{{- end }}
+
+{{/* True ("true") when something other than the Deployment sets the replica count of a component. */}}
+{{- define "email-ingest.replicasManaged" -}}
+{{- $values := index .root.Values .component }}
+{{- if or $values.autoscaling.enabled (and (eq .component "consumer") $values.keda.enabled) }}true{{ end }}
+{{- end }}
+
+{{/* Required values, checked once by every component's ConfigMap. */}}
+{{- define "email-ingest.validate" -}}
+{{- range $key := list "region" "sqsQueueUrl" "s3Bucket" "tokenParameterName" }}
+{{- if not (get $.Values.aws $key) }}
+{{- fail (printf "aws.%s is required (see ci/minimal-values.yaml)" $key) }}
+{{- end }}
+{{- end }}
+{{- if and .Values.api.ingress.enabled (eq .Values.api.ingress.alb.targetType "instance") (ne .Values.api.service.type "NodePort") }}
+{{- fail "api.ingress.alb.targetType=instance needs api.service.type=NodePort" }}
+{{- end }}
+{{- if and .Values.api.ingress.enabled (ge (int .Values.api.ingress.alb.deregistrationDelaySeconds) (int (add .Values.api.preStopSleepSeconds .Values.api.config.shutdownGraceSeconds))) }}
+{{- fail "api.ingress.alb.deregistrationDelaySeconds must be below api.preStopSleepSeconds + api.config.shutdownGraceSeconds: the ALB would still send requests to a stopped pod" }}
+{{- end }}
+{{- end }}

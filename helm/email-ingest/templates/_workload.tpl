@@ -1,0 +1,343 @@
+{{/*
+Resources shared by both components. Each is called with (dict "root" $ "component" "api"|"consumer");
+the component's values are under .Values.<component>.
+*/}}
+
+{{/* The container port of a component and the env vars that set it (docs/contract.md). */}}
+{{- define "email-ingest.port" -}}
+{{- if eq .component "api" }}8080{{ else }}8081{{ end }}
+{{- end }}
+
+{{- define "email-ingest.deployment" -}}
+{{- $root := .root }}
+{{- $values := index $root.Values .component }}
+{{- $name := include "email-ingest.componentName" . }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ $name }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "email-ingest.componentLabels" . | nindent 4 }}
+spec:
+  {{- if not (include "email-ingest.replicasManaged" .) }}
+  replicas: {{ $values.replicaCount }}
+  {{- end }}
+  revisionHistoryLimit: 5
+  strategy:
+    type: RollingUpdate
+    rollingUpdate:
+      maxSurge: 25%
+      maxUnavailable: 0
+  selector:
+    matchLabels:
+      {{- include "email-ingest.selectorLabels" . | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "email-ingest.selectorLabels" . | nindent 8 }}
+        app.kubernetes.io/version: {{ include "email-ingest.imageTag" $root | quote }}
+        {{- with $values.podLabels }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+      annotations:
+        checksum/config: {{ include "email-ingest.configmap" . | sha256sum }}
+        {{- with $values.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "email-ingest.serviceAccountName" . }}
+      # IRSA does not need the Kubernetes API token: its webhook mounts a separate, audience-bound token.
+      automountServiceAccountToken: false
+      enableServiceLinks: false
+      terminationGracePeriodSeconds: {{ include "email-ingest.terminationGracePeriodSeconds" . }}
+      {{- with $values.priorityClassName }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      securityContext:
+        runAsNonRoot: true
+        runAsUser: {{ $root.Values.securityContext.runAsUser }}
+        runAsGroup: {{ $root.Values.securityContext.runAsGroup }}
+        fsGroup: {{ $root.Values.securityContext.fsGroup }}
+        seccompProfile:
+          type: RuntimeDefault
+      containers:
+        - name: {{ .component }}
+          image: {{ include "email-ingest.image" . | quote }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          ports:
+            - name: http
+              containerPort: {{ include "email-ingest.port" . }}
+              protocol: TCP
+          envFrom:
+            - configMapRef:
+                name: {{ $name }}
+          securityContext:
+            runAsNonRoot: true
+            runAsUser: {{ $root.Values.securityContext.runAsUser }}
+            runAsGroup: {{ $root.Values.securityContext.runAsGroup }}
+            allowPrivilegeEscalation: false
+            readOnlyRootFilesystem: true
+            privileged: false
+            capabilities:
+              drop:
+                - ALL
+            seccompProfile:
+              type: RuntimeDefault
+          startupProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: {{ $values.probes.startup.periodSeconds }}
+            failureThreshold: {{ $values.probes.startup.failureThreshold }}
+            timeoutSeconds: {{ $values.probes.startup.timeoutSeconds }}
+          livenessProbe:
+            httpGet:
+              path: /healthz
+              port: http
+            periodSeconds: {{ $values.probes.liveness.periodSeconds }}
+            failureThreshold: {{ $values.probes.liveness.failureThreshold }}
+            timeoutSeconds: {{ $values.probes.liveness.timeoutSeconds }}
+          readinessProbe:
+            httpGet:
+              path: /readyz
+              port: http
+            periodSeconds: {{ $values.probes.readiness.periodSeconds }}
+            failureThreshold: {{ $values.probes.readiness.failureThreshold }}
+            timeoutSeconds: {{ $values.probes.readiness.timeoutSeconds }}
+          lifecycle:
+            # Endpoints and load balancers take a few seconds to drop a terminating pod; keep serving meanwhile.
+            preStop:
+              sleep:
+                seconds: {{ $values.preStopSleepSeconds }}
+          {{- with $values.resources }}
+          resources:
+            {{- toYaml . | nindent 12 }}
+          {{- end }}
+          volumeMounts:
+            - name: tmp
+              mountPath: /tmp
+      volumes:
+        - name: tmp
+          emptyDir:
+            sizeLimit: {{ $root.Values.tmpSizeLimit }}
+      {{- if $root.Values.topologySpread.enabled }}
+      topologySpreadConstraints:
+        - maxSkew: {{ $root.Values.topologySpread.maxSkew }}
+          topologyKey: topology.kubernetes.io/zone
+          whenUnsatisfiable: {{ $root.Values.topologySpread.zoneWhenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "email-ingest.selectorLabels" . | nindent 14 }}
+          matchLabelKeys:
+            - pod-template-hash
+        - maxSkew: {{ $root.Values.topologySpread.maxSkew }}
+          topologyKey: kubernetes.io/hostname
+          whenUnsatisfiable: {{ $root.Values.topologySpread.hostnameWhenUnsatisfiable }}
+          labelSelector:
+            matchLabels:
+              {{- include "email-ingest.selectorLabels" . | nindent 14 }}
+          matchLabelKeys:
+            - pod-template-hash
+      {{- end }}
+      {{- with $values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}
+
+{{- define "email-ingest.configmap" -}}
+{{- $root := .root }}
+{{- $values := index $root.Values .component }}
+{{- $c := $values.config }}
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: {{ include "email-ingest.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "email-ingest.componentLabels" . | nindent 4 }}
+data:
+  AWS_REGION: {{ $root.Values.aws.region | quote }}
+  LOG_LEVEL: {{ $root.Values.logLevel | quote }}
+  SQS_QUEUE_URL: {{ $root.Values.aws.sqsQueueUrl | quote }}
+  {{- if eq .component "api" }}
+  API_HOST: "0.0.0.0"
+  API_PORT: {{ include "email-ingest.port" . | quote }}
+  TOKEN_PARAMETER_NAME: {{ $root.Values.aws.tokenParameterName | quote }}
+  TOKEN_REFRESH_SECONDS: {{ $c.tokenRefreshSeconds | quote }}
+  TOKEN_MAX_STALENESS_SECONDS: {{ $c.tokenMaxStalenessSeconds | quote }}
+  TOKEN_ROTATION_GRACE_SECONDS: {{ $c.tokenRotationGraceSeconds | quote }}
+  PUBLISH_LINGER_MS: {{ $c.publishLingerMs | quote }}
+  PUBLISH_MAX_BATCHES_IN_FLIGHT: {{ $c.publishMaxBatchesInFlight | quote }}
+  PUBLISH_MAX_PENDING: {{ $c.publishMaxPending | quote }}
+  PUBLISH_DEADLINE_SECONDS: {{ $c.publishDeadlineSeconds | quote }}
+  MAX_BODY_BYTES: {{ $c.maxBodyBytes | quote }}
+  {{- else }}
+  CONSUMER_HOST: "0.0.0.0"
+  CONSUMER_PORT: {{ include "email-ingest.port" . | quote }}
+  {{- with $root.Values.aws.sqsDlqUrl }}
+  SQS_DLQ_URL: {{ . | quote }}
+  {{- end }}
+  S3_BUCKET: {{ $root.Values.aws.s3Bucket | quote }}
+  S3_KEY_PREFIX: {{ $c.s3KeyPrefix | quote }}
+  CONSUMER_POLLERS: {{ $c.pollers | quote }}
+  CONSUMER_MAX_IN_FLIGHT: {{ $c.maxInFlight | quote }}
+  SQS_WAIT_TIME_SECONDS: {{ $c.sqsWaitTimeSeconds | quote }}
+  VISIBILITY_TIMEOUT_SECONDS: {{ $c.visibilityTimeoutSeconds | quote }}
+  HEARTBEAT_FRACTION: {{ $c.heartbeatFraction | quote }}
+  S3_MAX_ATTEMPTS: {{ $c.s3MaxAttempts | quote }}
+  QUEUE_METRICS_INTERVAL_SECONDS: {{ $c.queueMetricsIntervalSeconds | quote }}
+  {{- end }}
+  SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | quote }}
+  {{- range $key, $value := $values.extraEnv }}
+  {{ $key }}: {{ $value | toString | quote }}
+  {{- end }}
+{{- end }}
+
+{{- define "email-ingest.serviceaccount" -}}
+{{- $values := index .root.Values .component }}
+{{- if $values.serviceAccount.create }}
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: {{ include "email-ingest.serviceAccountName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "email-ingest.componentLabels" . | nindent 4 }}
+  {{- if or $values.serviceAccount.roleArn $values.serviceAccount.annotations }}
+  annotations:
+    {{- with $values.serviceAccount.roleArn }}
+    eks.amazonaws.com/role-arn: {{ . | quote }}
+    {{- end }}
+    {{- with $values.serviceAccount.annotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- end }}
+automountServiceAccountToken: false
+{{- end }}
+{{- end }}
+
+{{- define "email-ingest.pdb" -}}
+{{- $values := index .root.Values .component }}
+{{- if $values.podDisruptionBudget.enabled }}
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: {{ include "email-ingest.componentName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "email-ingest.componentLabels" . | nindent 4 }}
+spec:
+  maxUnavailable: {{ $values.podDisruptionBudget.maxUnavailable }}
+  # A pod that never became ready may always be evicted, so a broken rollout cannot block node drains.
+  unhealthyPodEvictionPolicy: AlwaysAllow
+  selector:
+    matchLabels:
+      {{- include "email-ingest.selectorLabels" . | nindent 6 }}
+{{- end }}
+{{- end }}
+
+{{- define "email-ingest.hpa" -}}
+{{- $values := index .root.Values .component }}
+{{- $kedaOn := and (eq .component "consumer") $values.keda.enabled }}
+{{- if and $values.autoscaling.enabled (not $kedaOn) }}
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: {{ include "email-ingest.componentName" . }}
+  namespace: {{ .root.Release.Namespace }}
+  labels:
+    {{- include "email-ingest.componentLabels" . | nindent 4 }}
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: {{ include "email-ingest.componentName" . }}
+  minReplicas: {{ $values.autoscaling.minReplicas }}
+  maxReplicas: {{ $values.autoscaling.maxReplicas }}
+  metrics:
+    - type: Resource
+      resource:
+        name: cpu
+        target:
+          type: Utilization
+          averageUtilization: {{ $values.autoscaling.targetCPUUtilizationPercentage }}
+  behavior:
+    scaleDown:
+      stabilizationWindowSeconds: 300
+{{- end }}
+{{- end }}
+
+{{- define "email-ingest.networkpolicy" -}}
+{{- $root := .root }}
+{{- $values := index $root.Values .component }}
+{{- if $root.Values.networkPolicy.enabled }}
+{{- $np := $root.Values.networkPolicy }}
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata:
+  name: {{ include "email-ingest.componentName" . }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "email-ingest.componentLabels" . | nindent 4 }}
+spec:
+  podSelector:
+    matchLabels:
+      {{- include "email-ingest.selectorLabels" . | nindent 6 }}
+  policyTypes:
+    - Ingress
+    - Egress
+  ingress:
+    {{- $from := $np.metricsFrom }}
+    {{- if eq .component "api" }}{{ $from = $values.networkPolicy.from }}{{ end }}
+    - ports:
+        - port: http
+          protocol: TCP
+      {{- with $from }}
+      from:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    {{- if and (eq .component "api") $np.metricsFrom $values.networkPolicy.from }}
+    # Prometheus scrapes the same port; allow it too when the API's peers are restricted.
+    - ports:
+        - port: http
+          protocol: TCP
+      from:
+        {{- toYaml $np.metricsFrom | nindent 8 }}
+    {{- end }}
+  egress:
+    - to:
+        - namespaceSelector:
+            matchLabels:
+              {{- toYaml $np.egress.dnsNamespaceSelector | nindent 14 }}
+          podSelector:
+            matchLabels:
+              {{- toYaml $np.egress.dnsPodSelector | nindent 14 }}
+      ports:
+        - port: 53
+          protocol: UDP
+        - port: 53
+          protocol: TCP
+    - to:
+        {{- range $np.egress.httpsCidrs }}
+        - ipBlock:
+            cidr: {{ . }}
+        {{- end }}
+      ports:
+        - port: 443
+          protocol: TCP
+{{- end }}
+{{- end }}
