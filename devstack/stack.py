@@ -66,6 +66,7 @@ class LocalStack:
         env = {
             **DUMMY_CREDENTIALS,
             "AWS_REGION": self.config.names.region,
+            "AWS_DEFAULT_REGION": self.config.names.region,
             "AWS_ENDPOINT_URL": self.endpoint_url,
         }
         if self.config.sqs_endpoint_url:

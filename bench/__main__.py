@@ -1,0 +1,529 @@
+"""`make bench` (python -m bench): every figure of the performance goals, side by side with its baseline.
+
+One run, one machine, the same load generator (wrk) for the API and its ceiling:
+ 1. the ceiling: a bare aiohttp handler parsing the same JSON;
+ 2. the API publishing to ElasticMQ: requests/s, p50/p99, CPU per accepted email, RSS;
+ 3. SQS requests per stored email (send + receive + delete + visibility), from the services' own metrics;
+ 4. the consumer against a bare receive -> put -> delete loop, same concurrency, same endpoints;
+ 5. end-to-end latency (API 200 -> object stored) at a fixed moderate rate;
+ 6. overload at several times what SQS can absorb: share shed with 503, RSS before and after;
+ 7. zero-loss accounting for the whole run.
+SQS is ElasticMQ, S3 is gofakes3 when installed (moto otherwise), SSM is moto. Everything binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+from bench.wrk import lua_script, run_wrk
+from devstack.bootstrap import StackNames, emulator_client, ensure_queues
+from devstack.elasticmq import ElasticMQServer
+from devstack.emulator import MotoServer
+from devstack.faultproxy import FaultProxy, Mode
+from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
+from devstack.stack import LocalStack, StackConfig
+from ingest_common.email import Email
+from ingest_common.envelope import Envelope, email_id_for
+from tests.aws_helpers import metric_value
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TOOLS_BIN = (
+    Path(
+        os.environ.get("EMAIL_INGEST_TOOLS_DIR")
+        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "email-ingest" / "tools"
+    )
+    / "bin"
+)
+CONTENT = ("Just want to say... Happy new year!!! " * 12).strip()  # ~450 B: the seeds' example, padded
+SQS_OPERATIONS = (
+    "SendMessageBatch",
+    "ReceiveMessage",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibility",
+    "ChangeMessageVisibilityBatch",
+)
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str, str, str]] = field(default_factory=list)  # section, figure, ours, baseline
+    notes: list[str] = field(default_factory=list)
+
+    def add(self, section: str, figure: str, ours: str, baseline: str = "") -> None:
+        self.rows.append((section, figure, ours, baseline))
+        print(f"  {section:<12} {figure:<44} {ours:>16} {baseline:>16}", flush=True)
+
+    def markdown(self) -> str:
+        lines = ["| # | figure | email-ingest | baseline |", "|---|---|---:|---:|"]
+        lines += [f"| {section} | {figure} | {ours} | {baseline} |" for section, figure, ours, baseline in self.rows]
+        return "\n".join(lines)
+
+
+def payload(token: str) -> str:
+    return json.dumps(
+        {
+            "data": {
+                "email_subject": "Happy new year!",
+                "email_sender": "John doe",
+                "email_timestream": "1693561101",
+                "email_content": CONTENT,
+            },
+            "token": token,
+        }
+    )
+
+
+def metrics(url: str) -> str:
+    with urllib_get(f"{url}/metrics") as body:
+        return body
+
+
+@contextmanager
+def urllib_get(url: str) -> Iterator[str]:
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+        yield response.read().decode()
+
+
+def sqs_calls(text: str) -> float:
+    return sum(metric_value(text, "email_ingest_aws_requests_total", {"operation": op}) for op in SQS_OPERATIONS)
+
+
+def fill_queue(endpoint_url: str, queue_url: str, count: int) -> None:
+    """`count` envelopes like the API's, sent in batches from a few threads."""
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    sqs = emulator_client("sqs", endpoint_url)
+    now = datetime.now(UTC)
+
+    def send(start: int) -> None:
+        entries = [
+            {
+                "Id": str(i),
+                "MessageBody": Envelope(
+                    email_id_for(None),
+                    now,
+                    f"bench-{start + i}",
+                    Email("Happy new year!", "John doe", 1693561101, CONTENT),
+                ).to_body(),
+            }
+            for i in range(min(10, count - start))
+        ]
+        sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(send, range(0, count, 10)))
+
+
+def queue_empty(endpoint_url: str, queue_url: str) -> bool:
+    attributes: dict[str, str] = emulator_client("sqs", endpoint_url).get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+
+
+def count_objects(endpoint_url: str, bucket: str, prefix: str) -> tuple[int, int]:
+    """(objects, distinct email ids) under the prefix."""
+    s3 = emulator_client("s3", endpoint_url)
+    keys: list[str] = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        keys += [item["Key"] for item in page.get("Contents", [])]
+    return len(keys), len({key.rsplit("/", 1)[-1] for key in keys})
+
+
+def wait(condition: Any, timeout: float, what: str, interval: float = 0.25) -> float:
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if condition():
+            return time.monotonic() - began
+        time.sleep(interval)
+    raise RuntimeError(f"timed out after {timeout} s waiting for {what}")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else float("nan")
+
+
+async def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[str, float]:
+    """Posts at a fixed rate (not closed-loop); returns email_id -> wall time of its 200."""
+    acknowledged: dict[str, float] = {}
+    body = payload(token).encode()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=256)) as session:
+
+        async def one() -> None:
+            async with session.post(url, data=body, headers={"Content-Type": "application/json"}) as response:
+                document = await response.json(content_type=None)
+                if response.status == 200:
+                    acknowledged[document["email_id"]] = time.time()
+
+        tasks = []
+        began = time.monotonic()
+        for index in range(int(rate * seconds)):
+            delay = began + index / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        await asyncio.gather(*tasks)
+    return acknowledged
+
+
+def stored_times(log_text: str) -> dict[str, float]:
+    times: dict[str, float] = {}
+    for line in log_text.splitlines():
+        if '"event":"email_stored"' in line:
+            record = json.loads(line)
+            times.setdefault(record["email_id"], datetime.fromisoformat(record["ts"]).timestamp())
+    return times
+
+
+def cpu_seconds(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return times.user + times.system
+
+
+def fmt(value: float, digits: int = 0) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--consumer-messages", type=int, default=5000, help="backlog drained by each consumer")
+    parser.add_argument("--rate", type=float, default=200, help="requests/s of the end-to-end latency run")
+    parser.add_argument("--overload-connections", type=int, default=1024)
+    parser.add_argument("--write", type=Path, help="append the table to this markdown file")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        parser.error("wrk is not installed (Debian package wrk; scripts/tools/install-bench.sh)")
+
+    report = Report()
+    work = Path(tempfile.mkdtemp(prefix="email-ingest-bench-"))
+    token = "bench-token"  # noqa: S105 - a local benchmark's placeholder
+    load_average = os.getloadavg()
+    print(f"logs in {work}", flush=True)
+    with ExitStack() as stack:
+        moto = MotoServer(log_path=work / "moto.log")
+        moto.start()
+        stack.callback(moto.stop)
+        elasticmq = ElasticMQServer(queue_name="bench-api", dlq_name="bench-api-dlq")
+        elasticmq.start()
+        stack.callback(elasticmq.stop)
+        gofakes3 = TOOLS_BIN / "gofakes3"
+        if gofakes3.exists():
+            s3_port = free_port()
+            s3_server = ManagedProcess(
+                "gofakes3",
+                [str(gofakes3), "-backend", "memory", "-host", f"{LOOPBACK}:{s3_port}", "-quiet"],
+                log_path=work / "gofakes3.log",
+            )
+            s3_server.start()
+            stack.callback(s3_server.stop)
+            s3_url = f"http://{LOOPBACK}:{s3_port}"
+            wait(lambda: _answers(s3_url), 10, "gofakes3")
+            report.notes.append("S3: gofakes3 (in memory)")
+        else:
+            s3_url = moto.endpoint_url
+            report.notes.append("S3: moto (gofakes3 not installed: consumer figures are bound by moto)")
+        names = StackNames(queue="bench-api", dead_letter_queue="bench-api-dlq", bucket="bench-emails")
+        local = LocalStack(
+            StackConfig(
+                with_api=False,
+                with_consumer=False,
+                names=names,
+                token=token,
+                log_dir=work,
+                emulator_endpoint_url=moto.endpoint_url,
+                sqs_endpoint_url=elasticmq.endpoint_url,
+                consumer_env={
+                    "AWS_ENDPOINT_URL_S3": s3_url,
+                    "CONSUMER_POLLERS": "4",
+                    "CONSUMER_MAX_IN_FLIGHT": "40",
+                    "SQS_WAIT_TIME_SECONDS": "1",
+                    "QUEUE_METRICS_INTERVAL_SECONDS": "60",
+                },
+            )
+        )
+        local.start()
+        stack.callback(local.stop)
+        assert local.resources is not None
+        if s3_url != moto.endpoint_url:
+            emulator_client("s3", s3_url).create_bucket(Bucket="bench-emails")
+        script = lua_script(payload(token))
+
+        # 1. the ceiling
+        print("1. ceiling: bare aiohttp handler", flush=True)
+        bare_port = free_port()
+        bare = ManagedProcess("bare-api", python_module("bench.bare_api", str(bare_port)), log_path=work / "bare.log")
+        bare.start()
+        stack.callback(bare.stop)
+        wait(lambda: _answers(f"http://{LOOPBACK}:{bare_port}/api/email"), 20, "the bare handler")
+        bare_url = f"http://{LOOPBACK}:{bare_port}/api/email"
+        run_wrk(bare_url, script, pid=bare.pid, seconds=3, connections=args.connections)
+        ceiling = run_wrk(bare_url, script, pid=bare.pid, seconds=args.seconds, connections=args.connections)
+        bare.stop()
+
+        # 4. the consumer against the bare loop: the same backlog, the same endpoints, the same concurrency
+        count = args.consumer_messages
+        print(f"4. consumers: {count} messages each", flush=True)
+        bare_queue, _ = ensure_queues(
+            elasticmq.endpoint_url, StackNames(queue="bench-bare", dead_letter_queue="bench-bare-dlq")
+        )
+        fill_queue(elasticmq.endpoint_url, bare_queue, count)
+        bare_env = {**local.aws_env(), "AWS_ENDPOINT_URL_S3": s3_url, "PATH": os.environ.get("PATH", "")}
+        began = time.monotonic()
+        bare_loop = subprocess.Popen(
+            python_module("bench.bare_consumer", bare_queue, "bench-emails", "4", str(count)), env=bare_env
+        )
+        _, status, usage = os.wait4(bare_loop.pid, 0)
+        bare_seconds = time.monotonic() - began
+        bare_cpu = usage.ru_utime + usage.ru_stime
+        if status != 0:
+            raise RuntimeError(f"the bare consumer failed ({status})")
+        consumer_queue = local.resources.queue_url
+        fill_queue(elasticmq.endpoint_url, consumer_queue, count)
+        began = time.monotonic()
+        consumer = local.start_consumer()
+        consumer_cpu_start = cpu_seconds(consumer.pid)
+        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 600, "the consumer to drain", 0.1)
+        consumer_seconds = time.monotonic() - began
+        consumer_cpu = cpu_seconds(consumer.pid) - consumer_cpu_start
+        first_drain = metrics(local.consumer_url)
+        created = metric_value(first_drain, "email_ingest_consumer_emails_stored_total")
+        report.add(
+            "4 consumer",
+            "stored emails/s (4 pollers, 40 in flight)",
+            fmt(created / consumer_seconds),
+            fmt(count / bare_seconds),
+        )
+        report.add(
+            "4 consumer",
+            "share of the bare loop's rate (goal >= 0.80)",
+            f"{(created / consumer_seconds) / (count / bare_seconds):.2f}",
+            "",
+        )
+        report.add(
+            "4 consumer",
+            "CPU per stored email (us)",
+            fmt(consumer_cpu / created * 1e6, 1),
+            fmt(bare_cpu / count * 1e6, 1),
+        )
+        report.notes.append(
+            f"consumers: ours stored {int(created)} in {consumer_seconds:.1f} s (including start-up); "
+            f"the bare loop {count} in {bare_seconds:.1f} s"
+        )
+        consumer.stop()  # the API is measured alone
+
+        # 2. the API
+        print("2. API publishing to ElasticMQ", flush=True)
+        api = local.start_api()
+        api_url = f"{local.api_url}/api/email"
+        run_wrk(api_url, script, pid=api.pid, seconds=3, connections=args.connections)
+        before = metrics(local.api_url)
+        ours = run_wrk(api_url, script, pid=api.pid, seconds=args.seconds, connections=args.connections)
+        after = metrics(local.api_url)
+        accepted = metric_value(after, "email_ingest_api_emails_accepted_total") - metric_value(
+            before, "email_ingest_api_emails_accepted_total"
+        )
+        sends = metric_value(
+            after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"}
+        ) - metric_value(before, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
+        report.add("1 ceiling", "requests/s (wrk -t1 -c64)", "", fmt(ceiling.rps))
+        report.add(
+            "2 API",
+            "requests/s, all answered 200",
+            fmt(ours.rps) + ("" if ours.non_2xx == 0 else f" ({ours.non_2xx} non-2xx)"),
+            fmt(ceiling.rps),
+        )
+        report.add(
+            "2 API",
+            "latency p50 / p99 (ms)",
+            f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f}",
+            f"{ceiling.p50_ms:.1f} / {ceiling.p99_ms:.1f}",
+        )
+        report.add(
+            "2 API",
+            "CPU per accepted email (us) vs per request",
+            fmt(ours.cpu_us_per(int(accepted)), 1),
+            fmt(ceiling.cpu_us_per(ceiling.requests), 1),
+        )
+        report.add(
+            "2 API",
+            "ratio to the ceiling's CPU (goal <= 2.0)",
+            f"{ours.cpu_us_per(int(accepted)) / ceiling.cpu_us_per(ceiling.requests):.2f}",
+            "",
+        )
+        report.add("2 API", "RSS (MiB)", fmt(ours.rss_bytes / 2**20, 1), fmt(ceiling.rss_bytes / 2**20, 1))
+        report.add("2 API", "emails per SendMessageBatch", fmt(accepted / sends, 2) if sends else "-", "10 max")
+
+        # 3. SQS requests per stored email: the API's sends above, then the consumer's calls to store them all
+        consumer = local.start_consumer()
+        backlog = int(metric_value(after, "email_ingest_api_emails_accepted_total"))
+        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 600, "the consumer to drain", 0.1)
+        drain_metrics = metrics(local.consumer_url)
+        stored = metric_value(drain_metrics, "email_ingest_consumer_emails_stored_total")
+        all_sends = metric_value(after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
+        requests_per_email = (all_sends + sqs_calls(drain_metrics)) / stored
+        report.add(
+            "3 SQS",
+            "SQS requests per stored email (goal <= 0.35)",
+            f"{requests_per_email:.3f}",
+            "~2.1 (simple designs)",
+        )
+        report.notes.append(
+            f"SQS requests per email: {int(all_sends)} sends for {backlog} accepted emails, "
+            f"{int(sqs_calls(drain_metrics))} consumer calls for {int(stored)} stored"
+        )
+
+        # 5. end-to-end latency at a fixed rate
+        print(f"5. end-to-end latency at {args.rate:g} requests/s", flush=True)
+        acknowledged = asyncio.run(open_loop(api_url, token, args.rate, args.seconds))
+        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 120, "the pipeline to settle", 0.2)
+        stored_at = stored_times(consumer.log_text())
+        latencies = [(stored_at[i] - t) * 1000 for i, t in acknowledged.items() if i in stored_at]
+        report.add(
+            "5 e2e",
+            f"API 200 -> stored, p50 / p99 (ms) at {args.rate:g}/s",
+            f"{percentile(latencies, 0.5):.0f} / {percentile(latencies, 0.99):.0f}",
+            "goal p99 <= 1000",
+        )
+        report.notes.append(
+            f"end to end: {len(latencies)} of {len(acknowledged)} acknowledged emails timed; "
+            f"mean {statistics.fmean(latencies):.0f} ms"
+            if latencies
+            else "end to end: no sample"
+        )
+
+        # 6. overload: a second API whose SQS is slowed by a proxy (100 ms each way), so SQS sets the pace
+        print("6. overload", flush=True)
+        proxy = FaultProxy.for_url(elasticmq.endpoint_url, name="slow-sqs").start()
+        stack.callback(proxy.stop)
+        proxy.set_mode(Mode.LATENCY, latency=0.1)
+        slow_port = free_port()
+        slow_env = {
+            **local.api_environment(),
+            "API_PORT": str(slow_port),
+            "AWS_ENDPOINT_URL_SQS": proxy.endpoint_url,
+            "PUBLISH_MAX_BATCHES_IN_FLIGHT": "4",
+            "PUBLISH_MAX_PENDING": "200",
+            "LOG_LEVEL": "warning",
+        }
+        slow_api = ManagedProcess(
+            "api-overload", python_module("api_service"), env=slow_env, log_path=work / "overload.log"
+        )
+        slow_api.start()
+        stack.callback(slow_api.stop)
+        slow_api.wait_until(f"http://{LOOPBACK}:{slow_port}/readyz")
+        slow_url = f"http://{LOOPBACK}:{slow_port}/api/email"
+        sustainable = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds / 2, connections=40)
+        rss_before = psutil.Process(slow_api.pid).memory_info().rss
+        overload = run_wrk(
+            slow_url, script, pid=slow_api.pid, seconds=args.seconds, connections=args.overload_connections
+        )
+        overload_metrics = metrics(f"http://{LOOPBACK}:{slow_port}")
+        shed = metric_value(overload_metrics, "email_ingest_api_requests_shed_total")
+        healthy = _answers(f"http://{LOOPBACK}:{slow_port}/healthz")
+        report.add(
+            "6 overload",
+            "offered vs sustainable requests/s",
+            f"{fmt(overload.rps)} vs {fmt(sustainable.rps)}",
+            f"x{overload.rps / sustainable.rps:.1f}",
+        )
+        report.add(
+            "6 overload",
+            "share answered 503 + Retry-After",
+            f"{overload.non_2xx / overload.requests:.0%}",
+            f"{int(shed)} shed",
+        )
+        report.add(
+            "6 overload",
+            "RSS before -> after (MiB), still serving",
+            f"{rss_before / 2**20:.1f} -> {overload.rss_bytes / 2**20:.1f}",
+            "yes" if healthy else "NO",
+        )
+        proxy.set_mode(Mode.PASS)
+
+        # 7. accounting: every acknowledged email of the run, stored once
+        print("7. accounting", flush=True)
+        api_urls = (local.api_url, f"http://{LOOPBACK}:{slow_port}")
+
+        def settled() -> bool:  # every request the APIs took is answered, so their counters are final
+            return all(
+                metric_value(text, "email_ingest_publisher_pending_entries") == 0
+                and metric_value(text, "email_ingest_api_requests_in_flight") <= 1
+                for text in (metrics(url) for url in api_urls)
+            )
+
+        wait(settled, 120, "the APIs to answer everything", 0.2)
+        acknowledged_total = sum(
+            metric_value(metrics(url), "email_ingest_api_emails_accepted_total") for url in api_urls
+        )
+        prefilled = count
+        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 300, "the last emails", 0.5)
+        objects, distinct = count_objects(s3_url, "bench-emails", "emails/")
+        stored_from_api = objects - prefilled
+        missing = int(acknowledged_total) - stored_from_api
+        report.add(
+            "7 accounting",
+            "acknowledged, stored, missing, duplicates",
+            f"{int(acknowledged_total)}, {stored_from_api}, {missing}, {objects - distinct}",
+            "",
+        )
+        line = (
+            f"acknowledged {int(acknowledged_total)}, stored {stored_from_api}, missing {missing}, "
+            f"duplicates {objects - distinct}"
+        )
+        print(line, flush=True)
+
+    header = (
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {platform.node()}, {psutil.cpu_count()} cores, "
+        f"{_cpu_model()}, Python {platform.python_version()}; load average at start "
+        f"{load_average[0]:.1f}"
+    )
+    text = f"{header}\n\n{report.markdown()}\n\n" + "".join(f"- {note}\n" for note in report.notes) + f"- {line}\n"
+    print("\n" + text)
+    if args.write:
+        with args.write.open("a") as out:
+            out.write("\n" + text)
+    return 0 if missing == 0 and objects == distinct else 1
+
+
+def _answers(url: str) -> bool:
+    from devstack.processes import http_status  # noqa: PLC0415
+
+    return http_status(url) is not None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
