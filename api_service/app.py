@@ -19,6 +19,7 @@ from api_service.keys import (
     METRICS,
     OPENAPI_DOCUMENT,
     PUBLISHER,
+    RANDOM_IDS,
     REGISTRY,
     SETTINGS,
     TOKEN_CACHE,
@@ -29,6 +30,7 @@ from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher, PublisherMetrics
 from api_service.token_cache import TokenCache, TokenMetrics
 from ingest_common.aws import AwsCallMetrics, client_config
+from ingest_common.ids import RandomIds
 from ingest_common.metrics import metrics_handler, new_registry
 from ingest_common.sqs_json import FrozenCredentials, SqsJsonClient
 
@@ -113,6 +115,7 @@ def create_app(settings: ApiSettings, *, session: aioboto3.Session | None = None
     app[REGISTRY] = registry
     app[METRICS] = ApiMetrics(registry)
     app[LIFECYCLE] = Lifecycle()
+    app[RANDOM_IDS] = RandomIds()
     app[OPENAPI_DOCUMENT] = resources.files("api_service").joinpath("openapi.json").read_bytes()
     app.cleanup_ctx.append(partial(aws_resources, session or aioboto3.Session()))
     app.router.add_post("/api/email", ingest_email)

@@ -8,7 +8,7 @@ from typing import Final
 import orjson
 from aiohttp import web
 
-from api_service.keys import LIFECYCLE, METRICS, PUBLISHER, REQUEST_ID, SETTINGS, TOKEN_CACHE
+from api_service.keys import LIFECYCLE, METRICS, PUBLISHER, RANDOM_IDS, REQUEST_ID, SETTINGS, TOKEN_CACHE
 from api_service.problems import problem
 from api_service.publisher import PublishRejected
 from api_service.token_cache import TokenCheck
@@ -122,7 +122,7 @@ async def ingest_email(request: web.Request) -> web.Response:
         )
 
     envelope = Envelope(
-        email_id=email_id_for(idempotency_key),
+        email_id=email_id_for(idempotency_key, app[RANDOM_IDS]),
         received_at=datetime.now(UTC),
         request_id=request_id,
         email=email,

@@ -12,6 +12,7 @@ from api_service.config import ApiSettings
 from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
 from api_service.token_cache import TokenCache
+from ingest_common.ids import RandomIds
 
 
 @dataclass(slots=True)
@@ -28,5 +29,6 @@ TOKEN_CACHE: Final = web.AppKey("token_cache", TokenCache)
 PUBLISHER: Final = web.AppKey("publisher", BatchPublisher)
 LIFECYCLE: Final = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT: Final = web.AppKey("openapi_document", bytes)
+RANDOM_IDS: Final = web.AppKey("random_ids", RandomIds)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)  # set by the middleware

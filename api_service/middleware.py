@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import re
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Final
 
 import structlog
 from aiohttp import web
 
-from api_service.keys import METRICS, REQUEST_ID
+from api_service.keys import METRICS, RANDOM_IDS, REQUEST_ID
 from api_service.problems import problem
 
 log = structlog.get_logger("api_service.access")
@@ -28,7 +27,7 @@ def request_id_for(request: web.Request) -> str:
     supplied = request.headers.get("X-Request-ID")
     if supplied is not None and _REQUEST_ID_PATTERN.fullmatch(supplied):
         return supplied
-    return uuid.uuid4().hex
+    return request.app[RANDOM_IDS].hex()
 
 
 def _problem_for(exc: web.HTTPException, request: web.Request, request_id: str) -> web.Response:

@@ -14,6 +14,7 @@ from typing import Final, TypeGuard
 import orjson
 
 from ingest_common.email import Email, FieldError, parse_email
+from ingest_common.ids import RandomIds
 
 ENVELOPE_VERSION: Final = 1
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
@@ -35,10 +36,10 @@ class EnvelopeError(ValueError):
         self.detail = detail
 
 
-def email_id_for(idempotency_key: str | None) -> str:
-    """A stable id for a client's Idempotency-Key, or a fresh random one."""
+def email_id_for(idempotency_key: str | None, ids: RandomIds | None = None) -> str:
+    """A stable id for a client's Idempotency-Key, or a fresh random one (from `ids` when given)."""
     if idempotency_key is None:
-        return str(uuid.uuid4())
+        return ids.uuid4() if ids is not None else str(uuid.uuid4())
     return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
 
 
