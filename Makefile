@@ -9,7 +9,7 @@ export PATH := $(TOOLS_DIR)/bin:$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools lint fmt test test-fast run lock
+.PHONY: help venv tools lint fmt test test-fast run observe bench lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,14 @@ test-fast: venv ## unit tests only
 
 run: venv ## the whole pipeline on 127.0.0.1: moto, the API and the consumer
 	python -m devstack
+
+observe: venv ## make run plus a Prometheus scraping it with the alert rules (PROMETHEUS_PORT, default 9090)
+	@command -v prometheus >/dev/null 2>&1 || bash scripts/tools/install-observability.sh
+	python -m observability.observe
+
+bench: venv ## the benchmark table (docs/benchmarks.md): API and consumer beside their ceilings, e2e latency, overload
+	@bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh && bash scripts/tools/install-bench.sh
+	python -m bench $(BENCH_ARGS)
 
 lock: venv ## regenerate requirements/*.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock -q --no-build

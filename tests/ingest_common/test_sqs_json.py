@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
-from botocore.credentials import Credentials, ReadOnlyCredentials
+from botocore.credentials import Credentials
 
 from ingest_common.sqs_json import SigV4Signer, _checked_batch, _error_from
 
 NOW = datetime(2026, 11, 22, 18, 51, 11, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class ReadOnlyCredentials:
+    access_key: str
+    secret_key: str
+    token: str | None
 
 
 @pytest.mark.parametrize("token", [None, "session-token/with+odd=chars"])
@@ -57,7 +65,7 @@ def test_signing_key_is_cached_per_day_and_secret() -> None:
     ("headers", "body", "code"),
     [
         ({"x-amzn-query-error": "AWS.SimpleQueueService.NonExistentQueue;Sender"},
-         b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist","message":"gone"}', "AWS.SimpleQueueService.NonExistentQueue"),
+         b'{"__type":"com.amazonaws.sqs#QueueDoesNotExist"}', "AWS.SimpleQueueService.NonExistentQueue"),
         ({}, b'{"__type":"com.amazonaws.sqs#RequestThrottled","message":"slow down"}', "RequestThrottled"),
         ({}, b"<html>bad gateway</html>", "HTTP502"),
     ],

@@ -9,13 +9,7 @@ and every dashboard query must return data, which proves the variable values sel
 
 from __future__ import annotations
 
-import json
-import socket
-import subprocess
 import threading
-import time
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,9 +19,9 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
-from observability.prometheus_config import render
+from observability.observe import PrometheusServer
 from observability.promql import Query, all_queries
-from tests.tooling import require_tool
+from tests.observability.prometheus_server import running_prometheus, wait_for_scrapes
 
 Tick = Callable[[], None]
 
@@ -146,62 +140,16 @@ def _serve(registry: CollectorRegistry, tick: Tick) -> ThreadingHTTPServer:
     return server
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _get(url: str) -> dict[str, Any]:
-    with urllib.request.urlopen(url, timeout=10) as response:
-        data: dict[str, Any] = json.load(response)
-        return data
-
-
-def _query(base: str, promql: str) -> dict[str, Any]:
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    try:
-        return _get(url)
-    except urllib.error.HTTPError as error:
-        body: dict[str, Any] = json.loads(error.read() or b"{}")
-        return body
-
-
 @pytest.fixture(scope="module")
-def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    binary = require_tool("prometheus")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrometheusServer]:
     api, consumer = _serve(*_api_registry()), _serve(*_consumer_registry())
-    workdir: Path = tmp_path_factory.mktemp("prometheus")
-    config = workdir / "prometheus.yml"
-    config.write_text(render(api.server_address[1], consumer.server_address[1], scrape_interval="1s"), encoding="utf-8")
-    port = _free_port()
-    log = (workdir / "prometheus.log").open("w")
-    process = subprocess.Popen(
-        [binary, f"--config.file={config}", f"--web.listen-address=127.0.0.1:{port}",
-         f"--storage.tsdb.path={workdir / 'data'}"],
-        stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"prometheus exited: {(workdir / 'prometheus.log').read_text()}")
-            try:
-                # Four scrapes of each target: enough samples for rate() over [1m].
-                result = _query(base, 'count_over_time(up{job=~"email-ingest-.*"}[1m]) >= 4')
-                if result.get("status") == "success" and len(result["data"]["result"]) == 2:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"prometheus did not scrape both targets: {(workdir / 'prometheus.log').read_text()}")
-            time.sleep(0.5)
-        yield base
+        workdir: Path = tmp_path_factory.mktemp("prometheus")
+        with running_prometheus(api.server_address[1], consumer.server_address[1], workdir) as server:
+            # Four scrapes of each target: enough samples for rate() over [1m].
+            wait_for_scrapes(server, 4)
+            yield server
     finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
         api.shutdown()
         consumer.shutdown()
 
@@ -210,8 +158,8 @@ QUERIES = all_queries()
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=[f"{q.source}:{q.name}" for q in QUERIES])
-def test_query_runs_on_prometheus(prometheus: str, query: Query) -> None:
-    result = _query(prometheus, query.promql)
+def test_query_runs_on_prometheus(prometheus: PrometheusServer, query: Query) -> None:
+    result = prometheus.query(query.promql)
     assert result.get("status") == "success", f"{query.promql}\n{result}"
     if query.source.startswith("observability/dashboards/"):
         assert result["data"]["result"], f"no data for {query.name}: {query.promql}"

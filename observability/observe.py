@@ -1,0 +1,272 @@
+"""`make observe`: the local pipeline of `make run` plus a Prometheus scraping it and loading the alert rules.
+
+    python -m observability.observe
+
+Environment: API_PORT (8080), CONSUMER_PORT (8081), EMULATOR_PORT (5000), PROMETHEUS_PORT (9090),
+PROMETHEUS_SCRAPE_INTERVAL (5s), API_TOKEN (generated when unset), PROMETHEUS_BIN (the `prometheus` binary;
+default: PATH, then the tools folder of scripts/tools/install-observability.sh). Everything binds 127.0.0.1;
+Prometheus keeps its data in a temporary folder that is deleted on exit. Ctrl-C or SIGTERM stops everything.
+
+`PrometheusServer` is also what the tests use to run a real Prometheus (tests/observability/).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import Any, Self
+
+from devstack.__main__ import curl_example
+from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port
+from devstack.stack import LocalStack, StackConfig
+from observability.prometheus_config import render
+
+DEFAULT_SCRAPE_INTERVAL = "5s"
+READY_LINE = "email-ingest and Prometheus are ready (Ctrl-C to stop)"
+EXAMPLE_QUERIES = (
+    'sum by (code) (rate(email_ingest_api_requests_total{route="/api/email"}[1m]))',
+    "sum(rate(email_ingest_api_emails_accepted_total[1m])) - sum(rate(email_ingest_consumer_emails_stored_total[1m]))",
+    "max by (queue, state) (email_ingest_queue_messages)",
+    "histogram_quantile(0.99, sum by (le) (rate(email_ingest_api_request_duration_seconds_bucket[1m])))",
+)
+
+
+def tools_bin() -> Path:
+    """Where scripts/tools/lib.sh puts binaries (the same rule as tests/tooling.py)."""
+    tools_dir = os.environ.get("EMAIL_INGEST_TOOLS_DIR") or str(
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "email-ingest" / "tools"
+    )
+    return Path(tools_dir) / "bin"
+
+
+def find_prometheus() -> str | None:
+    explicit = os.environ.get("PROMETHEUS_BIN")
+    if explicit:
+        return explicit if Path(explicit).is_file() else None
+    return shutil.which("prometheus", path=os.pathsep.join([os.environ.get("PATH", ""), str(tools_bin())]))
+
+
+def prometheus_api(
+    base_url: str, path: str, params: dict[str, str] | None = None, *, timeout: float = 10.0
+) -> dict[str, Any]:
+    """The JSON answer of a Prometheus HTTP API call; on an HTTP error, its JSON body (`status: error`, `error`)."""
+    url = f"{base_url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - a loopback URL we build
+            data: dict[str, Any] = json.load(response)
+            return data
+    except urllib.error.HTTPError as exc:
+        body = exc.read()
+        try:
+            parsed: dict[str, Any] = json.loads(body or b"{}")
+        except ValueError:
+            return {"status": "error", "error": f"HTTP {exc.code}: {body[:300]!r}"}
+        return parsed
+
+
+class PrometheusServer:
+    """A Prometheus process on 127.0.0.1 with its configuration, data and log in `workdir`."""
+
+    def __init__(self, binary: str, config_text: str, workdir: Path, *, port: int = 0) -> None:
+        self.binary = binary
+        self.config_text = config_text
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"http://{LOOPBACK}:{self.port}"
+        self.log_path = workdir / "prometheus.log"
+        self.process = ManagedProcess(
+            "prometheus",
+            [
+                binary,
+                f"--config.file={workdir / 'prometheus.yml'}",
+                f"--web.listen-address={LOOPBACK}:{self.port}",
+                f"--storage.tsdb.path={workdir / 'data'}",
+            ],
+            log_path=self.log_path,
+            cwd=workdir,
+        )
+
+    def start(self, timeout: float = 60.0) -> Self:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "prometheus.yml").write_text(self.config_text, encoding="utf-8")
+        self.process.start()
+        try:
+            self.process.wait_until(f"{self.url}/-/ready", timeout=timeout)
+        except ProcessFailed as exc:
+            self.process.stop(timeout=10)
+            raise ProcessFailed(f"{exc}\n--- {self.log_path}\n{self.log_text()[-4000:]}") from None
+        return self
+
+    def stop(self) -> None:
+        self.process.stop(timeout=30)
+
+    def running(self) -> bool:
+        return self.process.running()
+
+    def log_text(self) -> str:
+        return self.process.log_text()
+
+    def get(self, path: str, params: dict[str, str] | None = None, *, timeout: float = 10.0) -> dict[str, Any]:
+        return prometheus_api(self.url, path, params, timeout=timeout)
+
+    def query(self, promql: str) -> dict[str, Any]:
+        """An instant query (`/api/v1/query`)."""
+        return self.get("/api/v1/query", {"query": promql})
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def graph_link(prometheus_url: str, promql: str) -> str:
+    return f"{prometheus_url}/graph?" + urllib.parse.urlencode(
+        {"g0.expr": promql, "g0.tab": "0", "g0.range_input": "15m"}
+    )
+
+
+def _port(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"observe: {name}={raw!r} is not a TCP port")
+    return int(raw)
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def banner(stack: LocalStack, prometheus: PrometheusServer, scrape_interval: str) -> str:
+    resources = stack.resources
+    assert resources is not None
+    queries = "\n".join(f"  {query}" for query in EXAMPLE_QUERIES)
+    generated = "" if stack.config.token else " (generated; set API_TOKEN to choose one)"
+    return (
+        f"\nlocal AWS (moto):   {stack.endpoint_url}\n"
+        f"API:                {stack.api_url}   (/healthz /readyz /metrics /openapi.json)\n"
+        f"consumer:           {stack.consumer_url}   (/healthz /readyz /metrics)\n"
+        f"queue:              {resources.queue_url}\n"
+        f"bucket:             s3://{resources.bucket}/emails/\n"
+        f"token:              {stack.token}{generated}\n\n"
+        f"Prometheus:         {prometheus.url}   (scrapes both every {scrape_interval}; alert rules loaded)\n"
+        f"  targets:          {prometheus.url}/targets\n"
+        f"  alerts:           {prometheus.url}/alerts\n"
+        f"  rules:            {prometheus.url}/rules\n"
+        f"  its log:          {prometheus.log_path}\n\n"
+        f"Send an email:\n  {curl_example(stack.api_url, stack.token)}\n\n"
+        f"Example queries ({prometheus.url}/graph):\n{queries}\n"
+        f"  e.g. {graph_link(prometheus.url, EXAMPLE_QUERIES[0])}\n\n"
+        f"Dashboards: in a Grafana, add a Prometheus data source with URL {prometheus.url}, then import\n"
+        f"observability/dashboards/*.json (see observability/README.md, 'Importing into Grafana').\n"
+    )
+
+
+def _watch(stack: LocalStack, prometheus: PrometheusServer, stopping: threading.Event) -> int:
+    """Until a signal (0) or until one of the servers exits on its own (1)."""
+    while not stopping.wait(0.5):
+        for name, alive in (
+            ("api", stack.api is not None and stack.api.running()),
+            ("consumer", stack.consumer is not None and stack.consumer.running()),
+            ("prometheus", prometheus.running()),
+        ):
+            if not alive:
+                print(f"observe: {name} exited", file=sys.stderr)
+                return 1
+    return 0
+
+
+def main() -> int:
+    prometheus_port = _port("PROMETHEUS_PORT", 9090)
+    scrape_interval = os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "").strip() or DEFAULT_SCRAPE_INTERVAL
+    config = StackConfig(
+        api_port=_port("API_PORT", 8080),
+        consumer_port=_port("CONSUMER_PORT", 8081),
+        emulator_port=_port("EMULATOR_PORT", 5000),
+        token=os.environ.get("API_TOKEN") or None,
+        # Queue depth as often as Prometheus looks (the default, 15 s, suits production's 30 s scrapes).
+        consumer_env={"QUEUE_METRICS_INTERVAL_SECONDS": "5"},
+    )
+    binary = find_prometheus()
+    if binary is None:
+        print(
+            "observe: prometheus not found: run `bash scripts/tools/install-observability.sh` (Debian's "
+            "`prometheus` package) or set PROMETHEUS_BIN",
+            file=sys.stderr,
+        )
+        return 1
+    if _port_in_use(prometheus_port):
+        print(f"observe: {LOOPBACK}:{prometheus_port} is in use: set PROMETHEUS_PORT to a free port", file=sys.stderr)
+        return 1
+    try:  # fail before starting anything when the configuration is wrong (a bad scrape interval)
+        render(1, 2, scrape_interval=scrape_interval)
+    except ValueError as exc:
+        print(f"observe: PROMETHEUS_SCRAPE_INTERVAL: {exc}", file=sys.stderr)
+        return 1
+
+    stopping = threading.Event()
+    starting = threading.Event()  # set while starting: a signal then interrupts the start-up at once
+    starting.set()
+
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
+        stopping.set()
+        if starting.is_set():
+            starting.clear()
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    workdir = Path(tempfile.mkdtemp(prefix="email-ingest-prometheus-"))
+    stack = LocalStack(config)
+    prometheus: PrometheusServer | None = None
+    try:
+        # Prometheus first: it takes a few seconds to apply its scrape targets, the stack starts meanwhile.
+        prometheus = PrometheusServer(
+            binary,
+            render(stack.api_port, stack.consumer_port, scrape_interval=scrape_interval),
+            workdir,
+            port=prometheus_port,
+        )
+        prometheus.start()
+        stack.start()
+    except ProcessFailed as exc:
+        print(f"observe: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM while starting: stopped as asked
+        return 0
+    else:
+        starting.clear()
+        print(banner(stack, prometheus, scrape_interval), flush=True)
+        print(READY_LINE, flush=True)
+        return _watch(stack, prometheus, stopping)
+    finally:
+        starting.clear()  # cleaning up is not interrupted by a second signal
+        print("observe: stopping", file=sys.stderr, flush=True)
+        if prometheus is not None:
+            prometheus.stop()
+        stack.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
