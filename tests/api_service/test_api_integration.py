@@ -56,13 +56,13 @@ def assert_problem(status: int, headers: dict[str, Any], body: Any, expected_sta
 
 
 async def test_seed_example_is_published_with_its_envelope(
-    api: Api, aws_env: str, aws_resources: Resources, api_token: str
+    sqs_endpoint: str, api: Api, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
     status, headers, body = await post_email(api, seed_payload(api_token), headers={"X-Request-ID": "trace-123"})
     assert status == 200, body
     assert body["status"] == "success"
     assert headers["X-Request-ID"] == "trace-123"
-    [message] = receive_all(aws_env, aws_resources.queue_url, expected=1)
+    [message] = receive_all(sqs_endpoint, aws_resources.queue_url, expected=1)
     assert message["MessageId"] == body["message_id"]
     assert message["MessageAttributes"]["request_id"]["StringValue"] == "trace-123"
     envelope = json.loads(message["Body"])
@@ -215,7 +215,7 @@ async def test_sqs_failure_is_503_and_nothing_is_acknowledged(
 
 
 async def test_concurrent_requests_share_batches(
-    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+    sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
     api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.02)))
     results = await asyncio.gather(
@@ -225,7 +225,7 @@ async def test_concurrent_requests_share_batches(
     metrics = await (await api.get("/metrics")).text()
     calls = metric_value(metrics, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
     assert calls <= 15, f"{calls} SendMessageBatch calls for 100 emails"
-    messages = receive_all(aws_env, aws_resources.queue_url, expected=100)
+    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=100)
     assert sorted(message["MessageId"] for message in messages) == sorted(body["message_id"] for _, _, body in results)
     assert sorted(json.loads(m["Body"])["email"]["email_content"] for m in messages) == sorted(
         f"n{i}" for i in range(100)
@@ -233,7 +233,7 @@ async def test_concurrent_requests_share_batches(
 
 
 async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
-    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
+    sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
     settings = settings_for(aws_resources, publish_max_pending=5, publish_max_batches_in_flight=1)
     api = await aiohttp_client(create_app(settings))
@@ -243,7 +243,7 @@ async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
     assert len(accepted) + len(shed) == 60
     assert shed, "some requests must be shed"
     assert all(headers["Retry-After"] == "1" for headers in shed)
-    messages = receive_all(aws_env, aws_resources.queue_url, expected=len(accepted))
+    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=len(accepted))
     assert sorted(message["MessageId"] for message in messages) == sorted(accepted)
 
 

@@ -72,13 +72,13 @@ async def metrics_of(consumer: Consumer) -> str:
 
 
 async def test_stores_every_email_exactly_as_sent_and_empties_the_queue(
-    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
+    sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
 ) -> None:
     envelopes = [envelope(i) for i in range(500)]
-    enqueue(aws_env, aws_resources.queue_url, [item.to_body() for item in envelopes])
+    enqueue(sqs_endpoint, aws_resources.queue_url, [item.to_body() for item in envelopes])
     consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
     await wait_until(
-        lambda: queue_depth(aws_env, aws_resources.queue_url) == (0, 0), timeout=120, what="the queue to drain"
+        lambda: queue_depth(sqs_endpoint, aws_resources.queue_url) == (0, 0), timeout=120, what="the queue to drain"
     )
     stored = stored_objects(aws_env, aws_resources.bucket)
     assert stored == {item.s3_key("emails/"): orjson.loads(item.stored_object()) for item in envelopes}
@@ -99,15 +99,17 @@ async def test_stores_every_email_exactly_as_sent_and_empties_the_queue(
 
 
 async def test_redelivery_of_a_stored_email_deletes_without_overwriting(
-    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
+    sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
 ) -> None:
     item = envelope(1)
     s3 = emulator_client("s3", aws_env)
     # An earlier delivery stored the email, then died before its delete.
     s3.put_object(Bucket=aws_resources.bucket, Key=item.s3_key("emails/"), Body=b'{"marker": "first write"}')
-    enqueue(aws_env, aws_resources.queue_url, [item.to_body()])
+    enqueue(sqs_endpoint, aws_resources.queue_url, [item.to_body()])
     consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
-    await wait_until(lambda: queue_depth(aws_env, aws_resources.queue_url) == (0, 0), timeout=30, what="the delete")
+    await wait_until(
+        lambda: queue_depth(sqs_endpoint, aws_resources.queue_url) == (0, 0), timeout=30, what="the delete"
+    )
     body = s3.get_object(Bucket=aws_resources.bucket, Key=item.s3_key("emails/"))["Body"].read()
     assert body == b'{"marker": "first write"}', "a redelivery must never overwrite"
     metrics = await metrics_of(consumer)
@@ -117,29 +119,31 @@ async def test_redelivery_of_a_stored_email_deletes_without_overwriting(
 
 
 @pytest.fixture
-def fast_redrive_resources(moto_server: MotoServer, stack_names: StackNames, api_token: str) -> Resources:
+def fast_redrive_resources(
+    moto_server: MotoServer, sqs_endpoint: str, stack_names: StackNames, api_token: str
+) -> Resources:
     names = dataclasses.replace(stack_names, max_receive_count=2, visibility_timeout_seconds=2)
-    return bootstrap(moto_server.endpoint_url, api_token, names)
+    return bootstrap(moto_server.endpoint_url, api_token, names, sqs_endpoint_url=sqs_endpoint)
 
 
 async def test_poison_goes_to_the_dlq_through_the_redrive_policy_without_blocking(
-    aiohttp_client: ClientFactory, aws_env: str, fast_redrive_resources: Resources
+    sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, fast_redrive_resources: Resources
 ) -> None:
     resources = fast_redrive_resources
     good = [envelope(i) for i in range(5)]
     bad_version = orjson.dumps({**orjson.loads(good[0].to_body()), "v": 99}).decode()
     bad_email = orjson.dumps({**orjson.loads(good[0].to_body()), "email": {"email_subject": ""}}).decode()
     poison = ["not json at all", bad_version, bad_email]
-    enqueue(aws_env, resources.queue_url, [poison[0], *(item.to_body() for item in good), poison[1], poison[2]])
+    enqueue(sqs_endpoint, resources.queue_url, [poison[0], *(item.to_body() for item in good), poison[1], poison[2]])
     consumer = await aiohttp_client(create_app(settings_for(resources)))
     await wait_until(lambda: len(stored_objects(aws_env, resources.bucket)) == 5, timeout=30, what="the good emails")
     await wait_until(
-        lambda: queue_depth(aws_env, resources.dead_letter_queue_url)[0] == 3,
+        lambda: queue_depth(sqs_endpoint, resources.dead_letter_queue_url)[0] == 3,
         timeout=60,
         what="the poison to reach the DLQ",
     )
-    assert queue_depth(aws_env, resources.queue_url) == (0, 0)
-    in_dlq = receive_all(aws_env, resources.dead_letter_queue_url, expected=3)
+    assert queue_depth(sqs_endpoint, resources.queue_url) == (0, 0)
+    in_dlq = receive_all(sqs_endpoint, resources.dead_letter_queue_url, expected=3)
     assert sorted(message["Body"] for message in in_dlq) == sorted(poison)
     metrics = await metrics_of(consumer)
     for reason in ("invalid_json", "unsupported_version", "invalid_envelope"):
@@ -148,31 +152,36 @@ async def test_poison_goes_to_the_dlq_through_the_redrive_policy_without_blockin
 
 
 async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
-    aiohttp_client: ClientFactory, aws_env: str, moto_server: MotoServer, stack_names: StackNames, api_token: str
+    sqs_endpoint: str,
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    moto_server: MotoServer,
+    stack_names: StackNames,
+    api_token: str,
 ) -> None:
     names = dataclasses.replace(stack_names, visibility_timeout_seconds=2, max_receive_count=50)
-    resources = bootstrap(moto_server.endpoint_url, api_token, names)
+    resources = bootstrap(moto_server.endpoint_url, api_token, names, sqs_endpoint_url=sqs_endpoint)
     s3 = emulator_client("s3", aws_env)
     s3.delete_bucket(Bucket=resources.bucket)  # S3 fails: NoSuchBucket on every put
     envelopes = [envelope(i) for i in range(8)]
-    enqueue(aws_env, resources.queue_url, [item.to_body() for item in envelopes])
+    enqueue(sqs_endpoint, resources.queue_url, [item.to_body() for item in envelopes])
     consumer = await aiohttp_client(create_app(settings_for(resources, s3_max_attempts=2)))
     await asyncio.sleep(4)
     metrics = await metrics_of(consumer)
     assert metric_value(metrics, "email_ingest_consumer_processing_failures_total", {"reason": "s3_error"}) >= 8
     assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 0
-    visible, in_flight = queue_depth(aws_env, resources.queue_url)
+    visible, in_flight = queue_depth(sqs_endpoint, resources.queue_url)
     assert visible + in_flight == 8, "nothing may be deleted while S3 fails"
     s3.create_bucket(Bucket=resources.bucket)
-    await wait_until(lambda: queue_depth(aws_env, resources.queue_url) == (0, 0), timeout=60, what="recovery")
+    await wait_until(lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=60, what="recovery")
     assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/") for item in envelopes}
-    assert queue_depth(aws_env, resources.dead_letter_queue_url) == (0, 0)
+    assert queue_depth(sqs_endpoint, resources.dead_letter_queue_url) == (0, 0)
 
 
 async def test_queue_depth_metrics_cover_the_queue_and_its_dlq(
-    aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
+    sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
 ) -> None:
-    enqueue(aws_env, aws_resources.dead_letter_queue_url, ["dead"] * 3)
+    enqueue(sqs_endpoint, aws_resources.dead_letter_queue_url, ["dead"] * 3)
     consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
     for _ in range(40):
         metrics = await metrics_of(consumer)

@@ -81,32 +81,32 @@ def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
 
 
 def test_redrive_moves_dead_letters_back_and_dry_run_changes_nothing(
-    aws_env: str, moto_server: MotoServer, stack_names: StackNames, api_token: str
+    sqs_endpoint: str, aws_env: str, moto_server: MotoServer, stack_names: StackNames, api_token: str
 ) -> None:
     from devstack.bootstrap import bootstrap
 
-    resources = bootstrap(moto_server.endpoint_url, api_token, stack_names)
-    enqueue(aws_env, resources.dead_letter_queue_url, [f"dead-{i}" for i in range(25)])
+    resources = bootstrap(moto_server.endpoint_url, api_token, stack_names, sqs_endpoint_url=sqs_endpoint)
+    enqueue(sqs_endpoint, resources.dead_letter_queue_url, [f"dead-{i}" for i in range(25)])
     command = [
         sys.executable, "-m", "consumer_service.redrive",
         "--source", resources.dead_letter_queue_url, "--destination", resources.queue_url,
     ]  # fmt: skip
-    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": aws_env, "AWS_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+    env = {"PATH": "/usr/bin:/bin", "AWS_ENDPOINT_URL": aws_env, "AWS_ENDPOINT_URL_SQS": sqs_endpoint,
+           "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
     dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout.splitlines()[-1])["summary"] == {
         "received": 25, "moved": 0, "failed": 0, "dry_run": True,
     }  # fmt: skip
-    assert queue_depth(aws_env, resources.dead_letter_queue_url) == (25, 0)
+    assert queue_depth(sqs_endpoint, resources.dead_letter_queue_url) == (25, 0)
     limited = subprocess.run([*command, "--max-messages", "10"], env=env, capture_output=True, text=True,
                              timeout=120, check=False)  # fmt: skip
     assert json.loads(limited.stdout.splitlines()[-1])["summary"]["moved"] == 10
     rest = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert rest.returncode == 0, rest.stderr
     assert json.loads(rest.stdout.splitlines()[-1])["summary"]["moved"] == 15
-    assert queue_depth(aws_env, resources.dead_letter_queue_url) == (0, 0)
-    sqs = emulator_client("sqs", aws_env)
+    assert queue_depth(sqs_endpoint, resources.dead_letter_queue_url) == (0, 0)
+    sqs = emulator_client("sqs", sqs_endpoint)
     bodies: set[str] = set()
     while len(bodies) < 25:
         batch = sqs.receive_message(QueueUrl=resources.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60)

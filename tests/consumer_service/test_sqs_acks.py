@@ -36,7 +36,7 @@ def receive_handles(endpoint_url: str, queue_url: str, count: int) -> list[str]:
 
 
 async def test_delete_batch_partial_failure_is_reported_per_message(
-    sqs: Any, aws_env: str, aws_resources: Resources
+    sqs_endpoint: str, sqs: Any, aws_env: str, aws_resources: Resources
 ) -> None:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
@@ -45,16 +45,18 @@ async def test_delete_batch_partial_failure_is_reported_per_message(
         lambda entries: sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries), metrics=metrics
     )
     deleter.start()
-    [good_a, good_b] = receive_handles(aws_env, queue_url, 2)
+    [good_a, good_b] = receive_handles(sqs_endpoint, queue_url, 2)
     results = await asyncio.gather(deleter.delete(good_a), deleter.delete("not-a-receipt"), deleter.delete(good_b))
     assert list(results) == [True, False, True]
     assert registry.get_sample_value("email_ingest_consumer_messages_deleted_total") == 2
     assert registry.get_sample_value("email_ingest_consumer_delete_failures_total", {"reason": "receipt_invalid"}) == 1
-    assert queue_depth(aws_env, queue_url) == (0, 0)
+    assert queue_depth(sqs_endpoint, queue_url) == (0, 0)
     await deleter.close(1)
 
 
-async def test_heartbeat_keeps_a_slow_message_invisible(sqs: Any, aws_env: str, aws_resources: Resources) -> None:
+async def test_heartbeat_keeps_a_slow_message_invisible(
+    sqs_endpoint: str, sqs: Any, aws_env: str, aws_resources: Resources
+) -> None:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
     queue_url = aws_resources.queue_url
@@ -64,19 +66,21 @@ async def test_heartbeat_keeps_a_slow_message_invisible(sqs: Any, aws_env: str, 
         fraction=0.5,
         metrics=metrics,
     )
-    [handle] = receive_handles(aws_env, queue_url, 1)
+    [handle] = receive_handles(sqs_endpoint, queue_url, 1)
     heartbeat.start()
     heartbeat.track("m0", handle, asyncio.get_running_loop().time())
     await asyncio.sleep(4.5)  # more than twice the visibility timeout
-    assert queue_depth(aws_env, queue_url) == (0, 1), "still in flight: the heartbeat extended it"
+    assert queue_depth(sqs_endpoint, queue_url) == (0, 1), "still in flight: the heartbeat extended it"
     assert (registry.get_sample_value("email_ingest_consumer_visibility_extensions_total") or 0) >= 3
     await heartbeat.release([handle])
     await heartbeat.stop()
-    assert queue_depth(aws_env, queue_url) == (1, 0), "released messages are visible again at once"
+    assert queue_depth(sqs_endpoint, queue_url) == (1, 0), "released messages are visible again at once"
 
 
-async def test_without_heartbeat_the_message_comes_back(aws_env: str, aws_resources: Resources) -> None:
+async def test_without_heartbeat_the_message_comes_back(
+    sqs_endpoint: str, aws_env: str, aws_resources: Resources
+) -> None:
     """The control for the test above: it would fail if moto ignored visibility timeouts."""
-    receive_handles(aws_env, aws_resources.queue_url, 1)
+    receive_handles(sqs_endpoint, aws_resources.queue_url, 1)
     await asyncio.sleep(2.5)
-    assert queue_depth(aws_env, aws_resources.queue_url) == (1, 0)
+    assert queue_depth(sqs_endpoint, aws_resources.queue_url) == (1, 0)
