@@ -1,0 +1,135 @@
+"""A real partial SendMessageBatch failure: moto never fails single entries, so a proxy on loopback removes one
+entry from the request before moto sees it and reports it `Failed`, exactly as SQS does when it refuses one entry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from api_service.app import create_app
+from api_service.config import ApiSettings
+from devstack.bootstrap import Resources
+from tests.aws_helpers import metric_value, receive_all, seed_payload
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+@dataclasses.dataclass
+class FailingProxy:
+    upstream: str
+    failures_left: int
+    code: str
+    sender_fault: bool
+    refused_bodies: list[str] = dataclasses.field(default_factory=list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        target = request.headers.get("X-Amz-Target", "")
+        refused: dict[str, Any] | None = None
+        if target.endswith(".SendMessageBatch") and self.failures_left > 0:
+            document = orjson.loads(body)
+            if len(document["Entries"]) > 1:
+                refused = document["Entries"].pop(0)
+                self.failures_left -= 1
+                self.refused_bodies.append(refused["MessageBody"])
+                body = orjson.dumps(document)
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host", "content-length"}}
+        async with aiohttp.ClientSession() as session, session.post(self.upstream, data=body, headers=headers) as up:
+            answer = await up.read()
+            status = up.status
+        if refused is not None and status == 200:
+            document = orjson.loads(answer)
+            document.setdefault("Failed", []).append(
+                {"Id": refused["Id"], "Code": self.code, "SenderFault": self.sender_fault, "Message": "injected"}
+            )
+            answer = orjson.dumps(document)
+        return web.Response(body=answer, status=status, content_type="application/x-amz-json-1.0")
+
+
+@pytest.fixture
+async def failing_proxy(moto_server: Any) -> AsyncIterator[tuple[FailingProxy, str]]:
+    proxy = FailingProxy(moto_server.endpoint_url + "/", failures_left=3, code="InternalError", sender_fault=False)
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", proxy.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield proxy, str(server.make_url("/")).rstrip("/")
+    await server.close()
+
+
+@pytest.mark.parametrize("sqs_endpoint", ["moto"], indirect=True)
+async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowledged(
+    sqs_endpoint: str,
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    aws_resources: Resources,
+    api_token: str,
+    failing_proxy: tuple[FailingProxy, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy, proxy_url = failing_proxy
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
+    settings = ApiSettings(
+        region=aws_resources.region,
+        queue_url=aws_resources.queue_url,
+        token_parameter_name=aws_resources.token_parameter,
+        publish_linger_seconds=0.02,
+    )
+    api = await aiohttp_client(create_app(settings))
+
+    async def post(index: int) -> tuple[int, dict[str, Any]]:
+        response = await api.post("/api/email", json=seed_payload(api_token, email_content=f"m{index}"))
+        return response.status, await response.json()
+
+    results = await asyncio.gather(*(post(index) for index in range(30)))
+    assert [status for status, _ in results] == [200] * 30
+    assert len(proxy.refused_bodies) == 3, "the proxy must have refused entries for the test to mean anything"
+    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=30)
+    assert sorted(m["MessageId"] for m in messages) == sorted(body["message_id"] for _, body in results)
+    assert sorted(json.loads(m["Body"])["email"]["email_content"] for m in messages) == sorted(
+        f"m{index}" for index in range(30)
+    )
+    metrics = await (await api.get("/metrics")).text()
+    assert metric_value(metrics, "email_ingest_publisher_retries_total") == 3
+
+
+@pytest.mark.parametrize("sqs_endpoint", ["moto"], indirect=True)
+async def test_a_permanently_refused_entry_is_a_503_and_is_not_in_sqs(
+    sqs_endpoint: str,
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    aws_resources: Resources,
+    api_token: str,
+    failing_proxy: tuple[FailingProxy, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy, proxy_url = failing_proxy
+    proxy.failures_left, proxy.code, proxy.sender_fault = 1, "InvalidMessageContents", True
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
+    settings = ApiSettings(
+        region=aws_resources.region,
+        queue_url=aws_resources.queue_url,
+        token_parameter_name=aws_resources.token_parameter,
+        publish_linger_seconds=0.05,
+    )
+    api = await aiohttp_client(create_app(settings))
+    responses = await asyncio.gather(
+        *(api.post("/api/email", json=seed_payload(api_token, email_content=f"p{i}")) for i in range(5))
+    )
+    statuses = sorted(response.status for response in responses)
+    assert statuses == [200, 200, 200, 200, 503]
+    refused = next(r for r in responses if r.status == 503)
+    assert refused.headers["Retry-After"]
+    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=4)
+    assert len(messages) == 4
+    assert proxy.refused_bodies[0] not in {m["Body"] for m in messages}
