@@ -70,9 +70,9 @@ def _documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text()) if doc]
 
 
-def _pod_specs(docs: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+def _pod_specs(docs: list[dict[str, Any]], kinds: set[str] = POD_SPEC_KINDS) -> Iterator[tuple[str, dict[str, Any]]]:
     for doc in docs:
-        if doc["kind"] in POD_SPEC_KINDS:
+        if doc["kind"] in kinds:
             yield f"{doc['kind']}/{doc['metadata']['name']}", doc["spec"]["template"]["spec"]
 
 
@@ -86,7 +86,7 @@ def test_helm_lint_strict(helm: str, scenario: str) -> None:
 
 
 def test_scenarios_cover_the_issue() -> None:
-    assert {"minimal", "production", "keda", "nodeport", "ingress"} <= set(SCENARIOS)
+    assert {"minimal", "production", "keda", "nodeport", "ingress", "redrive"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize("kubernetes_version", KUBERNETES_VERSIONS)
@@ -152,8 +152,11 @@ def test_kubeconform_rejects_an_unknown_field(rendered_dir: Path, tmp_path: Path
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_pod_runs_restricted(rendered_dir: Path, scenario: str) -> None:
-    pods = list(_pod_specs(_documents(rendered_dir / f"{scenario}.yaml")))
-    assert len(pods) == 2, [name for name, _ in pods]
+    docs = _documents(rendered_dir / f"{scenario}.yaml")
+    pods = list(_pod_specs(docs))
+    assert len(list(_pod_specs(docs, {"Deployment"}))) == 2, [name for name, _ in pods]
+    # The redrive Job (ci/redrive-values.yaml) runs under the same restrictions as the services.
+    assert (scenario == "redrive") == any(name.startswith("Job/") for name, _ in pods), [name for name, _ in pods]
     for name, spec in pods:
         pod_sc = spec["securityContext"]
         assert pod_sc["runAsNonRoot"] is True, name
@@ -175,7 +178,8 @@ def test_every_pod_runs_restricted(rendered_dir: Path, scenario: str) -> None:
 def test_every_pod_has_probes_and_a_grace_period_that_covers_its_drain(rendered_dir: Path, scenario: str) -> None:
     docs = _documents(rendered_dir / f"{scenario}.yaml")
     configmaps = {d["metadata"]["name"]: d["data"] for d in docs if d["kind"] == "ConfigMap"}
-    for name, spec in _pod_specs(docs):
+    # The services' Deployments; the redrive Job runs to completion and has nothing to probe.
+    for name, spec in _pod_specs(docs, {"Deployment"}):
         (container,) = spec["containers"]
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz", name
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
@@ -188,9 +192,10 @@ def test_every_pod_has_probes_and_a_grace_period_that_covers_its_drain(rendered_
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_both_services_run_the_same_image_tag(rendered_dir: Path, scenario: str) -> None:
-    images = [s["containers"][0]["image"] for _, s in _pod_specs(_documents(rendered_dir / f"{scenario}.yaml"))]
+    docs = _documents(rendered_dir / f"{scenario}.yaml")
+    images = [s["containers"][0]["image"] for _, s in _pod_specs(docs)]
     tags = {re.sub(r"@sha256:[0-9a-f]+$", "", image).rsplit(":", 1)[1] for image in images}
-    assert len(images) == 2
+    assert len(list(_pod_specs(docs, {"Deployment"}))) == 2
     assert len(tags) == 1, images
 
 
@@ -220,6 +225,9 @@ BAD_VALUES = {
     "seconds-as-string": (["--set-string", "consumer.config.shutdownGraceSeconds=25s"], "shutdownGraceSeconds"),
     "not-an-iam-role": (["--set", "consumer.serviceAccount.roleArn=arn:aws:s3:::bucket"], "roleArn"),
     "not-a-queue-url": (["--set", "aws.sqsQueueUrl=email-ingest"], "sqsQueueUrl"),
+    "typo-in-redrive": (["--set", "redrive.serviceAcount.name=x"], "serviceAcount"),
+    "redrive-role-not-iam": (["--set", "redrive.serviceAccount.roleArn=arn:aws:sqs:eu-west-1:1:q"], "roleArn"),
+    "redrive-zero-messages": (["--set", "redrive.job.maxMessages=0"], "maxMessages"),
 }
 
 

@@ -288,16 +288,37 @@ def test_operator_role_redrives_from_the_dlq_to_the_queue(iam: Config) -> None:
     assert "sqs:SendMessage" in requeue["actions"]
 
 
+def test_github_role_may_read_back_stored_emails_and_nothing_more(iam: Config) -> None:
+    """The post-deploy smoke test (scripts/smoke.py) GETs the email it posted from the bucket, under the key prefix
+    only, and decrypts it with the bucket key through S3 only."""
+    actions = hcl.granted_actions(iam, "github")
+    assert {a for a in actions if a.startswith("s3:")} == {"s3:GetObject"}
+    assert {a for a in actions if a.startswith("kms:")} == {"kms:Decrypt"}
+    read = hcl.statement_by_sid(iam, "github", "ReadSmokeTestEmail")
+    assert (read["actions"], read["resources"]) == (["s3:GetObject"], ["${local.key_prefix_pattern}"])
+    decrypt = hcl.statement_by_sid(iam, "github", "DecryptSmokeTestEmail")
+    assert (decrypt["actions"], decrypt["resources"]) == (["kms:Decrypt"], ["${statement.value}"])
+    document = next(d for d in iam.data_of_type("aws_iam_policy_document") if d.name == "github")
+    (dynamic,) = [d["statement"] for d in hcl.as_list(document.body.get("dynamic"))]
+    assert dynamic["for_each"] == "${var.bucket_kms_key_arn == null ? [] : [var.bucket_kms_key_arn]}"
+    conditions = {c["variable"]: c for c in decrypt["condition"]}
+    assert conditions["kms:ViaService"]["values"] == ["s3.${local.region}.amazonaws.com"]
+    assert conditions["kms:EncryptionContext:aws:s3:arn"]["values"] == [
+        "${var.bucket_arn}",
+        "${local.key_prefix_pattern}",
+    ]
+
+
 def test_service_accounts_default_to_the_contract_names(iam: Config) -> None:
-    defaults = {name: body.get("default") for name, body in iam.variables.items()}
-    assert defaults["namespace"] == "email-ingest"
-    assert defaults["api_service_account"] == "email-ingest-api"
-    assert defaults["consumer_service_account"] == "email-ingest-consumer"
-    stack = load_dir(MODULES_DIR / "email-ingest").variables
-    assert (stack["api_service_account"]["default"], stack["consumer_service_account"]["default"]) == (
-        "email-ingest-api",
-        "email-ingest-consumer",
-    )
+    # What the chart names them for the release "email-ingest" (tests/terraform/test_helm_values.py renders it).
+    expected = {
+        "namespace": "email-ingest",
+        "api_service_account": "email-ingest-api",
+        "consumer_service_account": "email-ingest-consumer",
+        "operator_service_account": "email-ingest-redrive",
+    }
+    for module in (iam, load_dir(MODULES_DIR / "email-ingest")):
+        assert {name: module.variables[name].get("default") for name in expected} == expected
 
 
 def test_github_role_trusts_exact_subjects_of_one_repository(iam: Config) -> None:

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.terraform.hcl import (
     ENVS_DIR,
@@ -127,40 +128,6 @@ def test_env_outputs_feed_the_helm_chart(env: str) -> None:
     assert set(outputs) >= HELM_OUTPUTS, HELM_OUTPUTS - set(outputs)
 
 
-def _contract_env_vars() -> dict[str, set[str]]:
-    """Env var names per service from docs/contract.md (its Configuration tables)."""
-    text = (REPO_ROOT / "docs" / "contract.md").read_text()
-    common = set(re.findall(r"`(AWS_[A-Z_]+|LOG_LEVEL)`", text.split("## Configuration")[1].split("API:")[0]))
-    api_part = text.split("\nAPI:\n")[1].split("\nConsumer:\n")[0]
-    consumer_part = text.split("\nConsumer:\n")[1].split("\n## ")[0]
-
-    def names(part: str) -> set[str]:
-        return set(re.findall(r"^\| `([A-Z_0-9]+)`", part, re.MULTILINE))
-
-    return {"api": common | names(api_part), "consumer": common | names(consumer_part)}
-
-
-def test_helm_values_use_the_contract_env_var_names() -> None:
-    contract = _contract_env_vars()
-    assert {"SQS_QUEUE_URL", "TOKEN_PARAMETER_NAME"} <= contract["api"], "contract.md parsing broke"
-    values = load_dir(MODULES_DIR / "email-ingest").locals["helm_values"]
-    required = {
-        "api": {"AWS_REGION", "SQS_QUEUE_URL", "TOKEN_PARAMETER_NAME"},
-        "consumer": {"AWS_REGION", "SQS_QUEUE_URL", "SQS_DLQ_URL", "S3_BUCKET", "S3_KEY_PREFIX"},
-        # The redrive tool ships in the consumer image and reads the consumer's settings.
-        "redrive": {"AWS_REGION", "SQS_QUEUE_URL", "SQS_DLQ_URL"},
-    }
-    for section, needed in required.items():
-        env = set(values[section]["env"])
-        assert needed <= env, (section, needed - env)
-        known = contract["consumer" if section == "redrive" else section]
-        assert env <= known, (section, env - known)
-    for section in ("api", "consumer"):
-        annotations = values[section]["serviceAccount"]["annotations"]
-        assert annotations["eks.amazonaws.com/role-arn"] == f"${{module.iam.{section}_role_arn}}"
-    assert values["api"]["service"] == {"type": "NodePort", "nodePort": "${var.api_node_port}"}
-
-
 def test_ingress_targets_the_api_nodeport_health_path() -> None:
     ingress = load_dir(MODULES_DIR / "ingress")
     assert ingress.variables["node_port"]["default"] == 30080
@@ -169,6 +136,21 @@ def test_ingress_targets_the_api_nodeport_health_path() -> None:
     assert target_group["port"] == "${var.node_port}"
     assert target_group["health_check"][0]["path"] == "${var.health_check_path}"
     assert load_dir(MODULES_DIR / "email-ingest").variables["api_node_port"]["default"] == 30080
+
+
+def test_load_balancer_forwards_only_the_public_api_paths() -> None:
+    """/metrics, /openapi.json and the probes share the API's port: the HTTPS listener answers 404 unless a rule
+    forwards the path, and the rule forwards the chart's public paths only (api.ingress.paths, as ALB patterns)."""
+    ingress = load_dir(MODULES_DIR / "ingress")
+    listeners = {block.name: block.body for block in ingress.of_type("aws_lb_listener")}
+    (default_action,) = listeners["https"]["default_action"]
+    assert default_action["type"] == "fixed-response"
+    assert default_action["fixed_response"][0]["status_code"] == "404"
+    (rule,) = ingress.of_type("aws_lb_listener_rule")
+    assert rule.body["action"][0]["target_group_arn"] == "${aws_lb_target_group.api.arn}"
+    assert rule.body["condition"][0]["path_pattern"][0]["values"] == "${var.public_paths}"
+    chart_paths = yaml.safe_load((REPO_ROOT / "helm" / "email-ingest" / "values.yaml").read_text())["api"]["ingress"]
+    assert ingress.variables["public_paths"]["default"] == [f"{path}/*" for path in chart_paths["paths"]]
 
 
 def test_readme_documents_the_choices() -> None:

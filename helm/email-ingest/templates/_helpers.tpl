@@ -83,6 +83,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 {{- end }}
 
+{{/* The redrive tool's ServiceAccount name: redrive.serviceAccount.name, else <fullname>-redrive. */}}
+{{- define "email-ingest.redriveServiceAccountName" -}}
+{{- default (include "email-ingest.componentName" (dict "root" . "component" "redrive")) .Values.redrive.serviceAccount.name }}
+{{- end }}
+
 {{/*
 terminationGracePeriodSeconds of a component, derived from the values it must cover, so that they cannot disagree:
 the preStop sleep runs first, then SIGTERM starts the drain of at most SHUTDOWN_GRACE_SECONDS, then a margin.

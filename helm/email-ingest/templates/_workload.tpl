@@ -300,6 +300,10 @@ spec:
   policyTypes:
     - Ingress
     - Egress
+  {{- if eq .component "redrive" }}
+  # The redrive tool serves nothing: no ingress at all.
+  ingress: []
+  {{- else }}
   ingress:
     {{- $from := $np.metricsFrom }}
     {{- if eq .component "api" }}{{ $from = $values.networkPolicy.from }}{{ end }}
@@ -318,6 +322,7 @@ spec:
       from:
         {{- toYaml $np.metricsFrom | nindent 8 }}
     {{- end }}
+  {{- end }}
   egress:
     - to:
         - namespaceSelector:

@@ -153,53 +153,65 @@ module "ingress" {
 locals {
   region = data.aws_region.current.region
 
+  # ECR URLs are <registry>/<repository>; the chart takes the two parts apart (image.registry and
+  # <component>.image.repository) and gives both services one tag (image.tag, set by the deploy).
+  ecr_registry = split("/", module.ecr.repository_urls[local.ecr_repositories.api])[0]
+
+  # The redrive tool's service account (helm/email-ingest: redrive.*), trusted by the operator role.
+  redrive_enabled         = var.operator_service_account != null
+  redrive_service_account = var.operator_service_account == null ? "" : var.operator_service_account
+  redrive_role_arn        = module.iam.operator_role_arn == null ? "" : module.iam.operator_role_arn
+
+  # Keys and shapes are those of helm/email-ingest/values.schema.json (tests/terraform/test_helm_values.py
+  # validates this object against it and renders the chart with it). The namespace is not a value: the chart
+  # uses the release's (helm --namespace), which must equal var.namespace for the IRSA trust policies.
   helm_values = {
-    namespace = var.namespace
+    image = {
+      registry = local.ecr_registry
+    }
     aws = {
-      region    = local.region
-      accountId = data.aws_caller_identity.current.account_id
+      region             = local.region
+      sqsQueueUrl        = module.queue.queue_url
+      sqsDlqUrl          = module.queue.dlq_url
+      s3Bucket           = module.bucket.bucket_id
+      tokenParameterName = module.secret.parameter_name
     }
     api = {
-      image = { repository = module.ecr.repository_urls[local.ecr_repositories.api] }
-      serviceAccount = {
-        name        = var.api_service_account
-        annotations = { "eks.amazonaws.com/role-arn" = module.iam.api_role_arn }
+      image = {
+        repository = local.ecr_repositories.api
       }
+      config = {
+        tokenRotationGraceSeconds = var.token_rotation_grace_seconds
+      }
+      serviceAccount = {
+        create  = true
+        name    = var.api_service_account
+        roleArn = module.iam.api_role_arn
+      }
+      # The load balancer of modules/ingress targets this port on every node.
       service = {
         type     = "NodePort"
         nodePort = var.api_node_port
       }
-      env = {
-        AWS_REGION                   = local.region
-        SQS_QUEUE_URL                = module.queue.queue_url
-        TOKEN_PARAMETER_NAME         = module.secret.parameter_name
-        TOKEN_ROTATION_GRACE_SECONDS = tostring(var.token_rotation_grace_seconds)
-      }
     }
     consumer = {
-      image = { repository = module.ecr.repository_urls[local.ecr_repositories.consumer] }
-      serviceAccount = {
-        name        = var.consumer_service_account
-        annotations = { "eks.amazonaws.com/role-arn" = module.iam.consumer_role_arn }
+      image = {
+        repository = local.ecr_repositories.consumer
       }
-      env = {
-        AWS_REGION    = local.region
-        SQS_QUEUE_URL = module.queue.queue_url
-        SQS_DLQ_URL   = module.queue.dlq_url
-        S3_BUCKET     = module.bucket.bucket_id
-        S3_KEY_PREFIX = var.bucket_key_prefix
+      config = {
+        s3KeyPrefix = var.bucket_key_prefix
+      }
+      serviceAccount = {
+        create  = true
+        name    = var.consumer_service_account
+        roleArn = module.iam.consumer_role_arn
       }
     }
     redrive = {
-      enabled = module.iam.operator_role_arn != null
-      env = {
-        AWS_REGION    = local.region
-        SQS_QUEUE_URL = module.queue.queue_url
-        SQS_DLQ_URL   = module.queue.dlq_url
-      }
+      enabled = local.redrive_enabled
       serviceAccount = {
-        name        = var.operator_service_account == null ? "" : var.operator_service_account
-        annotations = module.iam.operator_role_arn == null ? {} : { "eks.amazonaws.com/role-arn" = module.iam.operator_role_arn }
+        name    = local.redrive_service_account
+        roleArn = local.redrive_role_arn
       }
     }
   }

@@ -137,13 +137,13 @@ variable "token_parameter_name" {
 }
 
 variable "token_rotation_grace_seconds" {
-  description = "TOKEN_ROTATION_GRACE_SECONDS given to the API. Must exceed the token refresh period (300 s + 10% jitter) plus the time clients need to switch, or a rotation has a gap where neither token works everywhere."
+  description = "TOKEN_ROTATION_GRACE_SECONDS given to the API (helm value api.config.tokenRotationGraceSeconds). Must exceed the token refresh period (300 s + 10% jitter) plus the time clients need to switch, or a rotation has a gap where neither token works everywhere."
   type        = number
   default     = 900
 
   validation {
-    condition     = var.token_rotation_grace_seconds > 330
-    error_message = "token_rotation_grace_seconds must exceed 330 (the API's refresh period of 300 s plus 10% jitter)."
+    condition     = var.token_rotation_grace_seconds > 330 && var.token_rotation_grace_seconds <= 604800 && floor(var.token_rotation_grace_seconds) == var.token_rotation_grace_seconds
+    error_message = "token_rotation_grace_seconds must be a whole number of seconds above 330 (the API's refresh period of 300 s plus 10% jitter) and at most 604800 (7 days, the API's limit)."
   }
 }
 
@@ -156,27 +156,49 @@ variable "force_destroy" {
 ################################ Kubernetes names ################################
 
 variable "namespace" {
-  description = "Kubernetes namespace of the services."
+  description = "Kubernetes namespace of the services: the namespace the chart is installed in (helm --namespace)."
   type        = string
   default     = "email-ingest"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.namespace))
+    error_message = "namespace must be a DNS label (lowercase letters, digits and hyphens, at most 63 characters)."
+  }
 }
 
+# The defaults are the names helm/email-ingest gives the service accounts for the release "email-ingest" (the
+# release name of .github/workflows/cd.yml); helm_values passes them to the chart as well.
 variable "api_service_account" {
-  description = "Service account of the API."
+  description = "Service account of the API (helm value api.serviceAccount.name)."
   type        = string
   default     = "email-ingest-api"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.api_service_account))
+    error_message = "api_service_account must be a DNS label (lowercase letters, digits and hyphens, at most 63 characters)."
+  }
 }
 
 variable "consumer_service_account" {
-  description = "Service account of the consumer."
+  description = "Service account of the consumer (helm value consumer.serviceAccount.name)."
   type        = string
   default     = "email-ingest-consumer"
+
+  validation {
+    condition     = can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.consumer_service_account))
+    error_message = "consumer_service_account must be a DNS label (lowercase letters, digits and hyphens, at most 63 characters)."
+  }
 }
 
 variable "operator_service_account" {
-  description = "Service account of the DLQ redrive tool; null for none."
+  description = "Service account of the DLQ redrive tool (helm values redrive.*); null for none."
   type        = string
   default     = "email-ingest-redrive"
+
+  validation {
+    condition     = var.operator_service_account == null || can(regex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", var.operator_service_account))
+    error_message = "operator_service_account must be null or a DNS label (lowercase letters, digits and hyphens, at most 63 characters)."
+  }
 }
 
 variable "operator_principal_arns" {
@@ -186,9 +208,14 @@ variable "operator_principal_arns" {
 }
 
 variable "api_node_port" {
-  description = "NodePort of the API Service that the load balancer targets."
+  description = "NodePort of the API Service that the load balancer targets (helm value api.service.nodePort)."
   type        = number
   default     = 30080
+
+  validation {
+    condition     = var.api_node_port >= 30000 && var.api_node_port <= 32767 && floor(var.api_node_port) == var.api_node_port
+    error_message = "api_node_port must be an integer in Kubernetes' NodePort range 30000-32767."
+  }
 }
 
 ################################ ingress ################################

@@ -360,6 +360,37 @@ data "aws_iam_policy_document" "github" {
     actions   = ["eks:DescribeCluster"]
     resources = [var.eks_cluster_arn]
   }
+
+  statement {
+    # The post-deploy smoke test (scripts/smoke.py) reads the email it posted back from the bucket. Objects
+    # under the key prefix only; no ListBucket (a key not yet written answers 403, which the test retries).
+    sid       = "ReadSmokeTestEmail"
+    actions   = ["s3:GetObject"]
+    resources = [local.key_prefix_pattern]
+  }
+
+  dynamic "statement" {
+    for_each = var.bucket_kms_key_arn == null ? [] : [var.bucket_kms_key_arn]
+    content {
+      # Reading an SSE-KMS object: Decrypt on the bucket key, through S3 and for this bucket only.
+      sid       = "DecryptSmokeTestEmail"
+      actions   = ["kms:Decrypt"]
+      resources = [statement.value]
+
+      condition {
+        test     = "StringEquals"
+        variable = "kms:ViaService"
+        values   = ["s3.${local.region}.amazonaws.com"]
+      }
+
+      # With an S3 Bucket Key the context is the bucket ARN, without one it is the object ARN.
+      condition {
+        test     = "StringLike"
+        variable = "kms:EncryptionContext:aws:s3:arn"
+        values   = [var.bucket_arn, local.key_prefix_pattern]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "github" {

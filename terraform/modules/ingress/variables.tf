@@ -67,8 +67,19 @@ variable "node_port" {
   }
 }
 
+variable "public_paths" {
+  description = "Path patterns the HTTPS listener forwards to the API (the chart's api.ingress.paths); everything else gets 404."
+  type        = list(string)
+  default     = ["/api/*"]
+
+  validation {
+    condition     = length(var.public_paths) >= 1 && length(var.public_paths) <= 5 && alltrue([for path in var.public_paths : startswith(path, "/")])
+    error_message = "Give 1-5 path patterns, each starting with \"/\"."
+  }
+}
+
 variable "health_check_path" {
-  description = "Health check path of the API."
+  description = "Health check path of the API. /healthz, not /readyz: with externalTrafficPolicy Cluster kube-proxy sends the check to any ready API pod, so it tests the node's path; pod readiness is Kubernetes' job."
   type        = string
   default     = "/healthz"
 }
