@@ -12,6 +12,7 @@ from pathlib import Path
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
+from devstack.faultproxy import FaultProxy, Mode
 from devstack.stack import LocalStack, StackConfig
 from tests.aws_helpers import queue_depth, stored_keys, wait_for
 from tests.consumer_service.test_consumer_integration import enqueue, envelope
@@ -39,12 +40,20 @@ def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
     tmp_path: Path, stack_names: StackNames, moto_server: MotoServer
 ) -> None:
     names = dataclasses.replace(stack_names, visibility_timeout_seconds=5)
+    # S3 behind a slow proxy: the consumer is mid-batch, with writes in flight, whenever SIGTERM lands.
+    slow_s3 = FaultProxy.for_url(moto_server.endpoint_url, name="slow-s3").start()
+    slow_s3.set_mode(Mode.LATENCY, latency=0.05)
     config = StackConfig(
         with_api=False,
         names=names,
         log_dir=tmp_path / "first",
         emulator_endpoint_url=moto_server.endpoint_url,
-        consumer_env={"SQS_WAIT_TIME_SECONDS": "1", "SHUTDOWN_GRACE_SECONDS": "5"},
+        consumer_env={
+            "SQS_WAIT_TIME_SECONDS": "1",
+            "SHUTDOWN_GRACE_SECONDS": "5",
+            "CONSUMER_MAX_IN_FLIGHT": "8",
+            "AWS_ENDPOINT_URL_S3": slow_s3.endpoint_url,
+        },
     )
     envelopes = [envelope(i) for i in range(400)]
     with LocalStack(config) as stack:
@@ -76,6 +85,7 @@ def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
         stored = stored_keys(stack.endpoint_url, resources.bucket)
         second.stop()
         results = stored_results(first_log) + stored_results(second.log_text())
+    slow_s3.stop()
     assert set(stored) == {item.s3_key("emails/") for item in envelopes}
     assert results.count("created") == 400, "every email written exactly once"
 
