@@ -6,9 +6,7 @@ import sys
 
 from api_service.app import begin_drain, create_app
 from api_service.config import ApiSettings
-from ingest_common.config import ConfigError
-from ingest_common.logging import configure_logging
-from ingest_common.runtime import run_main, serve_until_signalled
+from ingest_common.runtime import serve_until_signalled, service_main
 
 
 async def serve(settings: ApiSettings) -> None:
@@ -29,14 +27,7 @@ async def serve(settings: ApiSettings) -> None:
 
 
 def main() -> int:
-    try:
-        settings = ApiSettings.from_env()
-    except ConfigError as exc:
-        print(f"api_service: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, "api")
-    run_main(serve(settings))
-    return 0
+    return service_main("api_service", ApiSettings.from_env, serve)
 
 
 if __name__ == "__main__":

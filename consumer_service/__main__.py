@@ -7,9 +7,7 @@ import sys
 from consumer_service.app import create_app
 from consumer_service.config import ConsumerSettings
 from consumer_service.keys import CONSUMER
-from ingest_common.config import ConfigError
-from ingest_common.logging import configure_logging
-from ingest_common.runtime import run_main, serve_until_signalled
+from ingest_common.runtime import serve_until_signalled, service_main
 
 
 async def serve(settings: ConsumerSettings) -> None:
@@ -24,14 +22,7 @@ async def serve(settings: ConsumerSettings) -> None:
 
 
 def main() -> int:
-    try:
-        settings = ConsumerSettings.from_env()
-    except ConfigError as exc:
-        print(f"consumer_service: {exc}", file=sys.stderr)
-        return 2
-    configure_logging(settings.log_level, "consumer")
-    run_main(serve(settings))
-    return 0
+    return service_main("consumer_service", ConsumerSettings.from_env, serve)
 
 
 if __name__ == "__main__":

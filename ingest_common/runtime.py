@@ -4,13 +4,39 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 from aiohttp import web
 
+from ingest_common.config import ConfigError
+from ingest_common.logging import configure_logging
+
 log = structlog.get_logger("ingest_common.runtime")
+
+
+class ServiceSettings(Protocol):
+    @property
+    def log_level(self) -> str: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
+
+
+def service_main(
+    service: str, load_settings: Callable[[], SettingsT], serve: Callable[[SettingsT], Coroutine[Any, Any, None]]
+) -> int:
+    """A service's entry point: settings (exit 2 naming every bad variable), logging, then serve until stopped."""
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        print(f"{service}: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level, service.removesuffix("_service"))
+    run_main(serve(settings))
+    return 0
 
 
 def run_main(main: Coroutine[Any, Any, None]) -> None:

@@ -17,8 +17,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from api_service.app import create_app
-from api_service.config import ApiSettings
 from devstack.bootstrap import Resources
+from tests.api_service.test_api_integration import settings_for
 from tests.aws_helpers import metric_value, receive_all, seed_payload
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
@@ -79,13 +79,7 @@ async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowled
 ) -> None:
     proxy, proxy_url = failing_proxy
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
-    settings = ApiSettings(
-        region=aws_resources.region,
-        queue_url=aws_resources.queue_url,
-        token_parameter_name=aws_resources.token_parameter,
-        publish_linger_seconds=0.02,
-    )
-    api = await aiohttp_client(create_app(settings))
+    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.02)))
 
     async def post(index: int) -> tuple[int, dict[str, Any]]:
         response = await api.post("/api/email", json=seed_payload(api_token, email_content=f"m{index}"))
@@ -116,13 +110,7 @@ async def test_a_permanently_refused_entry_is_a_503_and_is_not_in_sqs(
     proxy, proxy_url = failing_proxy
     proxy.failures_left, proxy.code, proxy.sender_fault = 1, "InvalidMessageContents", True
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
-    settings = ApiSettings(
-        region=aws_resources.region,
-        queue_url=aws_resources.queue_url,
-        token_parameter_name=aws_resources.token_parameter,
-        publish_linger_seconds=0.05,
-    )
-    api = await aiohttp_client(create_app(settings))
+    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.05)))
     responses = await asyncio.gather(
         *(api.post("/api/email", json=seed_payload(api_token, email_content=f"p{i}")) for i in range(5))
     )
