@@ -36,11 +36,15 @@ apt_install() {
   [ "${#missing[@]}" -eq 0 ] && return 0
   log "apt-get install ${missing[*]}"
   local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  if [ ! -f "$TOOLS_DIR/stamps/apt-updated" ] || [ -n "$(find "$TOOLS_DIR/stamps/apt-updated" -mmin +1440)" ]; then
-    $sudo apt-get update -qq
-    stamp_set apt-updated "$(date +%s)"
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # Installers run in parallel: one apt at a time (dpkg has a single lock).
+  (
+    flock 9
+    if [ ! -f "$TOOLS_DIR/stamps/apt-updated" ] || [ -n "$(find "$TOOLS_DIR/stamps/apt-updated" -mmin +1440)" ]; then
+      $sudo apt-get update -qq
+      stamp_set apt-updated "$(date +%s)"
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  ) 9>"$TOOLS_DIR/apt.lock"
 }
 
 # pip_tool_venv NAME REQUIREMENT: a private venv for a Python tool whose dependencies would clash with ours.
