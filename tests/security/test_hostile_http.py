@@ -1,0 +1,178 @@
+"""Hostile HTTP against the API process: clear 4xx answers, bounded memory, and the service stays up.
+
+Memory is the API process's RSS (psutil) before and after the whole barrage; each case also checks that
+/healthz still answers 200 afterwards.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import time
+from collections.abc import Iterator
+
+import psutil
+import pytest
+
+from tests.reliability.harness import FaultyPipeline, http_status
+
+MAX_BODY_BYTES = 307_200  # the API's default MAX_BODY_BYTES
+RSS_GROWTH_LIMIT = 64 * 1024 * 1024
+GOOD = {"email_subject": "s", "email_sender": "a@example.com", "email_timestream": 1693561101, "email_content": "c"}
+
+
+def _port(pipeline: FaultyPipeline) -> int:
+    return int(pipeline.api_url.rsplit(":", 1)[1])
+
+
+def _post(
+    pipeline: FaultyPipeline,
+    body: bytes | Iterator[bytes],
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str, dict[str, object]]:
+    connection = http.client.HTTPConnection("127.0.0.1", _port(pipeline), timeout=30)
+    try:
+        all_headers = {
+            "Content-Type": "application/json",
+            "Authorization": f"Bearer {pipeline.token}",
+            **(headers or {}),
+        }
+        connection.request(
+            "POST", "/api/email", body=body, headers=all_headers, encode_chunked=not isinstance(body, bytes)
+        )
+        response = connection.getresponse()
+        raw = response.read()
+        return response.status, response.getheader("Content-Type", ""), json.loads(raw)
+    finally:
+        connection.close()
+
+
+def _rss(pipeline: FaultyPipeline) -> int:
+    assert pipeline.stack.api is not None
+    return int(psutil.Process(pipeline.stack.api.pid).memory_info().rss)
+
+
+@pytest.fixture(scope="module")
+def baseline_rss(secured: FaultyPipeline) -> Iterator[int]:
+    before = _rss(secured)
+    yield before
+    after = _rss(secured)
+    assert after - before < RSS_GROWTH_LIMIT, f"API RSS grew by {(after - before) / 2**20:.1f} MiB"
+
+
+@pytest.fixture
+def api(pipeline: FaultyPipeline, baseline_rss: int) -> Iterator[FaultyPipeline]:
+    assert baseline_rss > 0
+    yield pipeline
+    assert http_status(f"{pipeline.api_url}/healthz") == 200
+
+
+CASES: dict[str, tuple[bytes | None, int, str]] = {
+    "deeply nested array": (b"[" * 100_000 + b"]" * 100_000, 400, "malformed-json"),
+    "deeply nested in a field": (
+        b'{"data": {"email_subject": ' + b"[" * 5000 + b"]" * 5000 + b"}}",
+        400,
+        "malformed-json",
+    ),
+    "number past double range": (
+        b'{"data": {"email_subject": "s", "email_sender": "a", "email_content": "c", "email_timestream": 1e400}}',
+        400,
+        "malformed-json",
+    ),
+    "integer past 64 bits": (
+        json.dumps({"data": {**GOOD, "email_timestream": 10**40}}).encode(),
+        400,
+        "invalid-payload",
+    ),
+    "huge digit string": (
+        json.dumps({"data": {**GOOD, "email_timestream": "9" * 100_000}}).encode(),
+        400,
+        "invalid-payload",
+    ),
+    "invalid UTF-8": (b'{"data": {"email_subject": "\xff\xfe\xc3("}}', 400, "malformed-json"),
+    "lone surrogate escape": (
+        json.dumps({"data": {**GOOD, "email_subject": "x"}}).replace('"x"', '"\\ud800"').encode(),
+        400,
+        "malformed-json",
+    ),
+    "NUL and control characters": (
+        json.dumps({"data": {**GOOD, "email_sender": "a\u0000b\u001b[31m"}}).encode(),
+        400,
+        "invalid-payload",
+    ),
+    "not an object": (b'"just a string"', 400, "invalid-payload"),
+    "empty body": (b"", 400, "malformed-json"),
+    "too large": (
+        json.dumps({"data": {**GOOD, "email_content": "a" * (MAX_BODY_BYTES + 1)}}).encode(),
+        413,
+        "payload-too-large",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_hostile_bodies_get_clear_4xx(api: FaultyPipeline, name: str) -> None:
+    body, status, slug = CASES[name]
+    assert body is not None
+    answer_status, content_type, document = _post(api, body)
+    assert (answer_status, content_type) == (status, "application/problem+json")
+    assert document["type"] == f"https://email-ingest.dev/problems/{slug}"
+    assert document["status"] == status
+
+
+def test_body_limit_holds_for_chunked_uploads(api: FaultyPipeline) -> None:
+    chunks = iter([b'{"data": {"email_content": "'] + [b"a" * 65_536] * 16 + [b'"}}'])  # ~1 MiB, no length
+    status, _, document = _post(api, chunks)
+    assert status == 413
+    assert str(document["type"]).endswith("/payload-too-large")
+
+
+def test_a_lying_content_length_is_refused_before_the_body(api: FaultyPipeline) -> None:
+    with socket.create_connection(("127.0.0.1", _port(api)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/email HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 10000000000\r\n\r\n{"
+        )
+        started = time.monotonic()
+        head = sock.recv(4096)
+    assert head.startswith(b"HTTP/1.1 413"), head[:100]
+    assert time.monotonic() - started < 2
+
+
+def test_slowloris_does_not_starve_the_api(api: FaultyPipeline) -> None:
+    connections = [socket.create_connection(("127.0.0.1", _port(api)), timeout=10) for _ in range(300)]
+    request = b"POST /api/email HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Padding: "
+    try:
+        for index in range(len(request)):  # every connection sends its headers one byte per round
+            for sock in connections:
+                sock.sendall(request[index : index + 1])
+            if index % 20 == 0:
+                started = time.monotonic()
+                assert http_status(f"{api.api_url}/healthz", timeout=2) == 200
+                assert time.monotonic() - started < 1.0
+            time.sleep(0.02)
+        assert psutil.Process(api.stack.api.pid).num_fds() >= 300  # type: ignore[union-attr]
+    finally:
+        for sock in connections:
+            sock.close()
+
+
+def test_many_connections_and_concurrent_bad_requests(api: FaultyPipeline) -> None:
+    idle = [socket.create_connection(("127.0.0.1", _port(api)), timeout=10) for _ in range(1000)]
+    try:
+        assert http_status(f"{api.api_url}/healthz") == 200
+        statuses = [_post(api, b'{"data": {}}')[0] for _ in range(50)]
+        assert statuses == [400] * 50
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_many_unknown_fields_answer_stays_bounded(api: FaultyPipeline) -> None:
+    document = {"data": dict(GOOD), **{f"k{index}": 1 for index in range(20_000)}}
+    body = json.dumps(document, separators=(",", ":")).encode()
+    assert len(body) < MAX_BODY_BYTES
+    status, _, answer = _post(api, body)
+    assert status == 400
+    assert len(json.dumps(answer)) < 8 * len(body), "the error answer amplifies the request too much"
