@@ -9,7 +9,7 @@ export PATH := $(TOOLS_DIR)/bin:$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools lint fmt test test-fast run observe bench lock
+.PHONY: help venv tools lint fmt test test-fast run observe bench soak lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,6 +45,10 @@ observe: venv ## make run plus a Prometheus scraping it with the alert rules (PR
 bench: venv ## the benchmark table (docs/benchmarks.md): API and consumer beside their ceilings, e2e latency, overload
 	@bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh && bash scripts/tools/install-bench.sh
 	python -m bench $(BENCH_ARGS)
+
+soak: venv ## 100k emails through the pipeline with faults injected; ends "acknowledged N, stored N, missing 0, duplicates 0"
+	@bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh
+	python scripts/soak.py $(SOAK_ARGS)
 
 lock: venv ## regenerate requirements/*.lock from pyproject.toml
 	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock -q --no-build
