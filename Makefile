@@ -32,8 +32,9 @@ fmt: venv ## format the code
 test: venv tools lint ## the whole test suite: lint, unit, integration, end-to-end, chart, Terraform, workflows
 	EMAIL_INGEST_REQUIRE_TOOLS=1 pytest $(PYTEST_ARGS)
 
-test-fast: venv ## unit tests only
-	pytest tests -m "not slow" -k "unit" $(PYTEST_ARGS)
+test-fast: venv ## the unit tests that start no server (seconds)
+	pytest tests/ingest_common tests/api_service/test_publisher.py tests/api_service/test_token_cache.py \
+		tests/api_service/test_config.py tests/api_service/test_openapi.py tests/consumer_service/test_config.py $(PYTEST_ARGS)
 
 run: venv ## the whole pipeline on 127.0.0.1: moto, the API and the consumer
 	python -m devstack
