@@ -36,12 +36,14 @@ def _latency(output: str, percentile: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
 
 
-def lua_script(body: str) -> Path:
-    """A wrk script POSTing `body` as JSON (the body is embedded as a Lua long string)."""
+def lua_script(body: str, *, delay_ms: int = 0) -> Path:
+    """A wrk script POSTing `body` as JSON; `delay_ms` paces each connection (wrk's delay() hook)."""
     script = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)  # noqa: SIM115 - wrk reads it later
     with script:
         script.write('wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n')
         script.write(f"wrk.body = [==[{body}]==]\n")
+        if delay_ms > 0:
+            script.write(f"function delay()\n  return {delay_ms}\nend\n")
     return Path(script.name)
 
 
