@@ -26,7 +26,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ from typing import Any, Self
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+
+from devstack import processes
 
 ELASTICMQ_VERSION = "1.7.1"
 """Must match ``<elasticmq.version>`` in tools/elasticmq/pom.xml (a test checks it)."""
@@ -75,14 +76,6 @@ def tools_dir() -> Path:
 def default_install_dir(version: str = ELASTICMQ_VERSION) -> Path:
     """Where install-elasticmq.sh puts a version: ``<tools dir>/elasticmq/<version>`` (jars in ``lib/``)."""
     return tools_dir() / "elasticmq" / version
-
-
-def free_port(host: str = BIND_HOST) -> int:
-    """A port that was free on ``host`` a moment ago (the OS picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _java_executable() -> str:
@@ -305,7 +298,7 @@ queues {{
         attempts = 1 if self._requested_port is not None else 3
         for attempt in range(1, attempts + 1):
             try:
-                self._start_once(self._requested_port or free_port())
+                self._start_once(self._requested_port or processes.free_port())
             except ElasticMQError:
                 self._terminate()
                 if attempt == attempts:

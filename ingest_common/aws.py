@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiobotocore.config import AioConfig
@@ -106,13 +105,3 @@ class AwsCallMetrics:
             raise
         self.record(service, operation, time.perf_counter() - started, ok=True)
         return result
-
-    @asynccontextmanager
-    async def track(self, service: str, operation: str) -> AsyncIterator[None]:
-        started = time.perf_counter()
-        ok = False
-        try:
-            yield
-            ok = True
-        finally:
-            self.record(service, operation, time.perf_counter() - started, ok=ok)

@@ -19,7 +19,7 @@ import psutil
 import pytest
 from botocore.exceptions import ClientError
 
-from devstack import elasticmq
+from devstack import processes
 from devstack.elasticmq import (
     ELASTICMQ_VERSION,
     QUICK_START_JVM_OPTIONS,
@@ -292,12 +292,12 @@ def test_start_stop_and_port_in_use(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 
         # An auto-picked port that got taken in the meantime: it retries on another one.
         picks = [port]
-        original_free_port = elasticmq.free_port
+        original_free_port = processes.free_port
 
-        def taken_first(host: str = "127.0.0.1") -> int:
-            return picks.pop() if picks else original_free_port(host)
+        def taken_first() -> int:
+            return picks.pop() if picks else original_free_port()
 
-        monkeypatch.setattr(elasticmq, "free_port", taken_first)
+        monkeypatch.setattr(processes, "free_port", taken_first)
         server = ElasticMQServer(jvm_options=QUICK_START_JVM_OPTIONS)
         with server:
             assert _is_running(server)
