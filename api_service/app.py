@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable
+from contextlib import aclosing
 from functools import partial
 from importlib import resources
 from typing import Any, cast
 
 import aioboto3
-import aiohttp
 from aiohttp import web
 
 from api_service.config import ApiSettings
 from api_service.handlers import ingest_email
 from api_service.health import liveness, openapi, readiness
 from api_service.keys import (
+    ACCESS_LOG,
     LIFECYCLE,
     METRICS,
     OPENAPI_DOCUMENT,
@@ -31,6 +32,7 @@ from api_service.publisher import BatchPublisher, PublisherMetrics
 from api_service.token_cache import TokenCache, TokenMetrics
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.ids import RandomIds
+from ingest_common.logging import AccessLog
 from ingest_common.metrics import metrics_handler, new_registry
 from ingest_common.sqs_json import FrozenCredentials, SqsJsonClient
 
@@ -57,17 +59,15 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         return cast(FrozenCredentials, await credentials.get_frozen_credentials())
 
     # The publisher retries on its own within a deadline: one attempt per call, with tight timeouts.
-    sqs_http = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=settings.publish_max_batches_in_flight, keepalive_timeout=30),
-        timeout=aiohttp.ClientTimeout(total=5.0, sock_connect=2.0),
+    sqs = SqsJsonClient(
+        endpoint_url=await sqs_endpoint(session, settings.region),
+        region=settings.region,
+        credentials=frozen_credentials,
+        max_connections=settings.publish_max_batches_in_flight,
+        connect_timeout=2.0,
+        request_timeout=5.0,
     )
-    async with sqs_http, session.client("ssm", region_name=settings.region, config=ssm_config) as ssm:
-        sqs = SqsJsonClient(
-            sqs_http,
-            endpoint_url=await sqs_endpoint(session, settings.region),
-            region=settings.region,
-            credentials=frozen_credentials,
-        )
+    async with aclosing(sqs), session.client("ssm", region_name=settings.region, config=ssm_config) as ssm:
 
         async def fetch_token() -> str:
             response = await aws_metrics.call(
@@ -116,6 +116,7 @@ def create_app(settings: ApiSettings, *, session: aioboto3.Session | None = None
     app[METRICS] = ApiMetrics(registry)
     app[LIFECYCLE] = Lifecycle()
     app[RANDOM_IDS] = RandomIds()
+    app[ACCESS_LOG] = AccessLog("api_service.access")
     app[OPENAPI_DOCUMENT] = resources.files("api_service").joinpath("openapi.json").read_bytes()
     app.cleanup_ctx.append(partial(aws_resources, session or aioboto3.Session()))
     app.router.add_post("/api/email", ingest_email)

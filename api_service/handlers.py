@@ -63,7 +63,8 @@ async def ingest_email(request: web.Request) -> web.Response:
     request_id: str = request[REQUEST_ID]
     if app[LIFECYCLE].draining:
         return _unavailable(request, "draining", 1)
-    if not _is_json(request.content_type):
+    # The usual header, exactly, skips aiohttp's full media-type parse.
+    if request.headers.get("Content-Type") != "application/json" and not _is_json(request.content_type):
         metrics.rejections["unsupported_media_type"].inc()
         return problem(
             "unsupported-media-type",

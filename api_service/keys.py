@@ -13,6 +13,7 @@ from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
 from api_service.token_cache import TokenCache
 from ingest_common.ids import RandomIds
+from ingest_common.logging import AccessLog
 
 
 @dataclass(slots=True)
@@ -30,5 +31,6 @@ PUBLISHER: Final = web.AppKey("publisher", BatchPublisher)
 LIFECYCLE: Final = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT: Final = web.AppKey("openapi_document", bytes)
 RANDOM_IDS: Final = web.AppKey("random_ids", RandomIds)
+ACCESS_LOG: Final = web.AppKey("access_log", AccessLog)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)  # set by the middleware

@@ -22,7 +22,11 @@ class ApiMetrics:
             registry=registry,
             buckets=_LATENCY_BUCKETS,
         )
-        self.in_flight = Gauge("email_ingest_api_requests_in_flight", "Requests being handled.", registry=registry)
+        # A plain counter read at scrape time: a Gauge's inc()/dec() take a lock twice per request.
+        self.requests_in_flight = 0
+        Gauge("email_ingest_api_requests_in_flight", "Requests being handled.", registry=registry).set_function(
+            lambda: self.requests_in_flight
+        )
         shed = Counter(
             "email_ingest_api_requests_shed_total",
             "Requests answered 503 because the service could not take them.",

@@ -10,10 +10,10 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from api_service.keys import METRICS, RANDOM_IDS, REQUEST_ID
+from api_service.keys import ACCESS_LOG, METRICS, RANDOM_IDS, REQUEST_ID
 from api_service.problems import problem
 
-log = structlog.get_logger("api_service.access")
+log = structlog.get_logger("api_service.middleware")
 
 _REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _KNOWN_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
@@ -55,7 +55,7 @@ async def observe_request(request: web.Request, handler: Handler) -> web.StreamR
     request_id = request_id_for(request)
     request[REQUEST_ID] = request_id
     metrics = request.app[METRICS]
-    metrics.in_flight.inc()
+    metrics.requests_in_flight += 1
     status = 500
     try:
         try:
@@ -73,14 +73,13 @@ async def observe_request(request: web.Request, handler: Handler) -> web.StreamR
         response.headers["X-Request-ID"] = request_id
         return response
     finally:
-        metrics.in_flight.dec()
+        metrics.requests_in_flight -= 1
         elapsed = time.perf_counter() - started
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         method = request.method if request.method in _KNOWN_METHODS else "OTHER"
         metrics.observe(route, method, status, elapsed)
-        log.info(
-            "request",
+        request.app[ACCESS_LOG].request(
             method=method,
             path=request.path[:_LOGGED_PATH_MAX],
             status=status,

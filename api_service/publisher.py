@@ -127,7 +127,14 @@ class BatchPublisher:
         self._retry_timers: dict[_Entry, asyncio.TimerHandle] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        # Every entry gets the same deadline span, so entries in arrival order are in deadline order:
+        # one timer for the oldest unanswered entry enforces every deadline (see _expire).
+        self._deadlines: deque[_Entry] = deque()
+        self._deadline_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.consecutive_failed_calls = 0
+        if metrics:
+            metrics.pending.set_function(lambda: self._outstanding)
 
     # -- the request side -------------------------------------------------------------------------
 
@@ -141,11 +148,11 @@ class BatchPublisher:
 
     async def publish(self, body: str, attributes: dict[str, Any] | None = None) -> str:
         """Returns the SQS MessageId once SQS accepted the message; raises PublishRejected otherwise."""
-        if self._draining or self._dispatcher is None:
+        loop = self._loop
+        if self._draining or loop is None:
             raise PublishRejected("draining", retry_after_seconds=1)
         if self._outstanding >= self._max_pending:
             raise PublishRejected("queue_full", retry_after_seconds=1)
-        loop = asyncio.get_running_loop()
         now = loop.time()
         entry = _Entry(
             body=body,
@@ -157,19 +164,14 @@ class BatchPublisher:
         )
         self._outstanding += 1
         self._idle.clear()
-        if self._metrics:
-            self._metrics.pending.inc()
+        self._deadlines.append(entry)
+        if self._deadline_timer is None:
+            self._deadline_timer = loop.call_at(entry.deadline, self._expire)
         self._enqueue(entry)
-        try:
-            # The deadline holds even while a SendMessageBatch call hangs on an unresponsive endpoint: the
-            # caller hears 503 then, and the cancelled future takes the entry out of any further attempt.
-            # timeout_at costs one timer; wait_for would add a task per request on the hot path.
-            async with asyncio.timeout_at(entry.deadline):
-                return await entry.future
-        except TimeoutError:
-            if self._metrics:
-                self._metrics.failed["deadline"].inc()
-            raise PublishRejected("publish_failed", retry_after_seconds=2) from None
+        # The future is answered by SQS's verdict or, at the deadline, by _expire: even while a
+        # SendMessageBatch call hangs on an unresponsive endpoint the caller hears 503 in time, and the
+        # answered future takes the entry out of any further attempt.
+        return await entry.future
 
     def _enqueue(self, entry: _Entry) -> None:
         self._queue.append(entry)
@@ -279,6 +281,7 @@ class BatchPublisher:
                 if index not in answered:  # never assume success for an entry SQS did not mention
                     self._fail(entry, "MissingFromResponse", retryable=True)
         finally:
+            self._forget_answered()
             self._slots.release()
             if self._metrics:
                 self._metrics.in_flight.dec()
@@ -287,8 +290,6 @@ class BatchPublisher:
 
     def _finish(self, entry: _Entry) -> None:
         self._outstanding -= 1
-        if self._metrics:
-            self._metrics.pending.dec()
         if self._outstanding == 0:
             self._idle.set()
 
@@ -333,9 +334,33 @@ class BatchPublisher:
         self._enqueue(entry)
         self._wakeup.set()
 
+    def _expire(self) -> None:
+        """Answers 503 to every entry past its deadline, then sleeps until the next unanswered one's."""
+        assert self._loop is not None
+        self._deadline_timer = None
+        now = self._loop.time()
+        deadlines = self._deadlines
+        while deadlines:
+            entry = deadlines[0]
+            if not entry.future.done():
+                if entry.deadline > now:
+                    self._deadline_timer = self._loop.call_at(entry.deadline, self._expire)
+                    return
+                if self._metrics:
+                    self._metrics.failed["deadline"].inc()
+                entry.future.set_exception(PublishRejected("publish_failed", retry_after_seconds=2))
+            deadlines.popleft()
+
+    def _forget_answered(self) -> None:
+        """Drops answered entries from the front of the deadline line, so it holds only what is unanswered."""
+        deadlines = self._deadlines
+        while deadlines and deadlines[0].future.done():
+            deadlines.popleft()
+
     # -- lifecycle --------------------------------------------------------------------------------
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="sqs-publisher")
 
     def begin_drain(self) -> None:
@@ -365,6 +390,10 @@ class BatchPublisher:
             for entry in list(self._queue):
                 self._reject(entry, "draining")
             self._queue.clear()
+            if self._deadline_timer is not None:
+                self._deadline_timer.cancel()
+                self._deadline_timer = None
+            self._deadlines.clear()
         log.info("publisher_drained", seconds=round(time.monotonic() - started, 3))
 
 

@@ -62,7 +62,7 @@ class _Secret:
 class TokenCache:
     """Holds the current token (and the previous one during a rotation grace period) as keyed digests.
 
-    Comparing HMACs of equal length under a per-process key makes the check constant-time in the
+    Comparing MACs of equal length under a per-process key makes the check constant-time in the
     presented token's content and length.
     """
 
@@ -88,7 +88,8 @@ class TokenCache:
         self.metrics: TokenMetrics | None = None
 
     def _digest(self, token: str) -> bytes:
-        return hmac.new(self._key, token.encode("utf-8", "surrogatepass"), hashlib.sha256).digest()
+        # Keyed BLAKE2b is a MAC like HMAC-SHA256 and costs a third as much (no OpenSSL digest lookup per call).
+        return hashlib.blake2b(token.encode("utf-8", "surrogatepass"), key=self._key, digest_size=32).digest()
 
     def age_seconds(self) -> float:
         return -1.0 if self._loaded_at is None else self._clock() - self._loaded_at

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,6 +15,8 @@ SUBJECT_MAX_CHARS = 998  # RFC 5322's line limit for a header
 SENDER_MAX_CHARS = 320  # a full mailbox: 64-char local part, @, 255-char domain
 CONTENT_MAX_BYTES = 256 * 1024  # UTF-8 bytes; keeps an envelope far below SQS's 1 MiB message limit
 _TIMESTREAM_MAX_DIGITS = 12
+# C0 controls except TAB, and DEL: no line breaks in a header-like field.
+_CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,7 @@ def _utf8_len(value: str) -> int | None:
 
 
 def _has_control_chars(value: str) -> bool:
-    return any(ord(char) < 32 and char != "\t" for char in value) or "\x7f" in value
+    return _CONTROL_CHARS.search(value) is not None
 
 
 def _check_text(

@@ -45,7 +45,9 @@ def email_id_for(idempotency_key: str | None, ids: RandomIds | None = None) -> s
 
 def format_timestamp(moment: datetime) -> str:
     """RFC 3339 in UTC with milliseconds: `2026-11-22T18:51:11.123Z`."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def sqs_safe_json(document: object) -> bytes:

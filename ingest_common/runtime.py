@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -65,6 +66,13 @@ async def serve_until_signalled(
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()
+    # Start-up leaves ~100,000 long-lived objects (modules, botocore's service models) that every full
+    # collection would walk again (~30 ms each); frozen, they are never scanned. And with dozens of requests
+    # in flight, the default young-generation threshold (700 allocations) collects hundreds of times a
+    # second, scanning the same live request objects each time: measured, 8 % of the API's CPU. Nearly all
+    # garbage here is freed by reference counting, so collecting 14x less often holds little more memory.
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

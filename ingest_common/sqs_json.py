@@ -21,9 +21,10 @@ from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 from botocore.exceptions import ClientError
+
+from ingest_common.http1 import Http1Pool
 
 _CONTENT_TYPE: Final = "application/x-amz-json-1.0"
 _ALGORITHM: Final = "AWS4-HMAC-SHA256"
@@ -130,35 +131,44 @@ def _error_from(status: int, headers: Mapping[str, str], body: bytes, operation:
 
 
 class SqsJsonClient:
-    """POSTs signed AWS JSON 1.0 requests to one SQS endpoint over a pooled aiohttp session."""
+    """POSTs signed AWS JSON 1.0 requests to one SQS endpoint over a pool of keep-alive connections."""
 
     def __init__(
         self,
-        http: aiohttp.ClientSession,
         *,
         endpoint_url: str,
         region: str,
         credentials: CredentialsSource,
+        max_connections: int,
+        connect_timeout: float = 2.0,
+        request_timeout: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         parts = urlsplit(endpoint_url)
         if parts.scheme not in {"http", "https"} or not parts.hostname:
             raise ValueError(f"not an SQS endpoint URL: {endpoint_url!r}")
-        self._http = http
-        self._url = f"{parts.scheme}://{parts.netloc}{parts.path or '/'}"
-        self._signer = SigV4Signer(host=parts.netloc, path=parts.path or "/", region=region, service="sqs")
+        self._http = Http1Pool(
+            endpoint_url,
+            max_connections=max_connections,
+            connect_timeout=connect_timeout,
+            request_timeout=request_timeout,
+        )
+        self._path = parts.path or "/"
+        self._signer = SigV4Signer(host=self._http.host_header, path=self._path, region=region, service="sqs")
         self._credentials = credentials
         self._clock = clock
 
     async def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         body = orjson.dumps(params)
         headers = self._signer.headers(f"AmazonSQS.{operation}", body, await self._credentials(), self._clock())
-        async with self._http.post(self._url, data=body, headers=headers) as response:
-            payload = await response.read()
-            if response.status >= 300:
-                raise _error_from(response.status, response.headers, payload, operation)
-        document = orjson.loads(payload) if payload else {}
+        response = await self._http.post(self._path, headers, body)
+        if response.status >= 300:
+            raise _error_from(response.status, response.headers, response.body, operation)
+        document = orjson.loads(response.body) if response.body else {}
         return document if isinstance(document, dict) else {}
+
+    async def aclose(self) -> None:
+        await self._http.close()
 
     async def send_message_batch(self, queue_url: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
         response = await self.call("SendMessageBatch", {"QueueUrl": queue_url, "Entries": entries})

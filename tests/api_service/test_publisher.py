@@ -219,3 +219,42 @@ async def test_drain_that_times_out_answers_503_not_silence(sqs: FakeSqs, regist
     with pytest.raises(PublishRejected):
         task.result()
     assert publisher.outstanding == 0
+
+
+async def test_deadline_holds_while_a_call_hangs_and_each_entry_gets_its_own(
+    sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
+    sqs.delay = 5.0  # SendMessageBatch never answers in time
+    publisher = await started(sqs, registry, deadline_seconds=0.3, max_batches_in_flight=4)
+    loop = asyncio.get_running_loop()
+    answered_at: dict[str, float] = {}
+
+    async def publish_and_time(body: str) -> None:
+        with pytest.raises(PublishRejected) as caught:
+            await publisher.publish(body)
+        assert caught.value.reason == "publish_failed"
+        answered_at[body] = loop.time()
+
+    began = loop.time()
+    first = asyncio.create_task(publish_and_time("early"))
+    await asyncio.sleep(0.2)
+    second = asyncio.create_task(publish_and_time("late"))
+    await asyncio.gather(first, second)
+    assert 0.28 <= answered_at["early"] - began < 0.45
+    assert 0.48 <= answered_at["late"] - began < 0.65, "the later entry keeps its own deadline, not the first's"
+    assert registry.get_sample_value("email_ingest_publisher_entries_failed_total", {"reason": "deadline"}) == 2
+    await publisher.close(0.1)
+    assert publisher.outstanding == 0
+
+
+async def test_answered_entries_leave_no_trace(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    publisher = await started(sqs, registry)
+    await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(250)))
+    assert registry.get_sample_value("email_ingest_publisher_pending_entries") == 0
+    assert not publisher._deadlines, "the deadline line holds only unanswered entries"
+    sqs.delay = 0.2
+    in_flight = [asyncio.create_task(publisher.publish(f"n{i}")) for i in range(7)]
+    await asyncio.sleep(0.05)
+    assert registry.get_sample_value("email_ingest_publisher_pending_entries") == 7
+    await asyncio.gather(*in_flight)
+    await publisher.close(1)

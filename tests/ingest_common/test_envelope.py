@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest_common.email import TIMESTREAM_MAX, TIMESTREAM_MIN, Email
-from ingest_common.envelope import Envelope, EnvelopeError, email_id_for, parse_envelope
+from ingest_common.envelope import Envelope, EnvelopeError, email_id_for, format_timestamp, parse_envelope
 
 RECEIVED = datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC)
 
@@ -158,3 +158,15 @@ def test_every_valid_envelope_round_trips_and_is_sqs_safe(email: Email, request_
 def test_parse_never_raises_anything_but_envelope_error(body: bytes) -> None:
     with contextlib.suppress(EnvelopeError):
         parse_envelope(body)
+
+
+@pytest.mark.parametrize(
+    "moment",
+    [
+        datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC),
+        datetime(2026, 11, 22, 19, 51, 11, 123999, tzinfo=timezone(timedelta(hours=1))),
+        datetime(2026, 11, 22, 8, 51, 11, 123000, tzinfo=timezone(timedelta(hours=-10))),
+    ],
+)
+def test_timestamps_are_utc_with_milliseconds_whatever_the_zone(moment: datetime) -> None:
+    assert format_timestamp(moment) == "2026-11-22T18:51:11.123Z"

@@ -11,7 +11,19 @@ def test_uuid4_values_are_valid_and_unique_across_refills() -> None:
     ids = RandomIds()
     drawn = [ids.uuid4() for _ in range(1000)]  # 16 KB: several refills of the 4 KiB pool
     assert len(set(drawn)) == 1000
-    assert all(uuid.UUID(value).version == 4 for value in drawn)
+    for value in drawn:
+        parsed = uuid.UUID(value)
+        assert parsed.version == 4
+        assert parsed.variant == uuid.RFC_4122
+        assert str(parsed) == value, "the canonical lower-case form"
+
+
+def test_uuid4_sets_the_version_and_variant_bits_of_any_random_input() -> None:
+    ids = RandomIds()
+    for fill in (b"\x00", b"\xff", b"\x5a"):
+        ids._pool, ids._offset = fill * 16, 0  # steer the random source to its extremes
+        value = ids.uuid4()
+        assert value == str(uuid.UUID(bytes=fill * 16, version=4))
 
 
 def test_hex_ids_are_128_bits() -> None:
