@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from functools import partial
 from importlib import resources
-from typing import Any, cast
+from typing import Any
 
 import aioboto3
 from aiohttp import web
@@ -34,7 +34,7 @@ from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.ids import RandomIds
 from ingest_common.logging import AccessLog
 from ingest_common.metrics import metrics_handler, new_registry
-from ingest_common.sqs_json import FrozenCredentials, SqsJsonClient
+from ingest_common.sqs_json import SqsJsonClient, session_credentials
 
 
 async def sqs_endpoint(session: aioboto3.Session, region: str) -> str:
@@ -49,20 +49,11 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
     registry = app[REGISTRY]
     aws_metrics = AwsCallMetrics(registry)
     ssm_config = client_config(max_pool_connections=2, read_timeout=5.0, max_attempts=3)
-    # aioboto3's typing says the method is synchronous; it returns aiobotocore's coroutine.
-    credentials = await cast(Awaitable[Any], session.get_credentials())
-    if credentials is None:
-        raise RuntimeError("no AWS credentials found by the standard provider chain")
-
-    async def frozen_credentials() -> FrozenCredentials:
-        # Refreshable credentials (IRSA, instance roles) renew themselves here when close to expiry.
-        return cast(FrozenCredentials, await credentials.get_frozen_credentials())
-
     # The publisher retries on its own within a deadline: one attempt per call, with tight timeouts.
     sqs = SqsJsonClient(
         endpoint_url=await sqs_endpoint(session, settings.region),
         region=settings.region,
-        credentials=frozen_credentials,
+        credentials=await session_credentials(session),
         max_connections=settings.publish_max_batches_in_flight,
         connect_timeout=2.0,
         request_timeout=5.0,

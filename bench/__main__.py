@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 import psutil
 
+from bench.emails import CONTENT, envelope_body
 from bench.wrk import lua_script, run_wrk
 from devstack.bootstrap import StackNames, emulator_client, ensure_queues
 from devstack.elasticmq import ElasticMQServer
@@ -41,8 +42,6 @@ from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
 from devstack.stack import LocalStack, StackConfig
-from ingest_common.email import Email
-from ingest_common.envelope import Envelope, email_id_for
 from tests.aws_helpers import metric_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -53,7 +52,6 @@ TOOLS_BIN = (
     )
     / "bin"
 )
-CONTENT = ("Just want to say... Happy new year!!! " * 12).strip()  # ~450 B: the seeds' example, padded
 SQS_OPERATIONS = (
     "SendMessageBatch",
     "ReceiveMessage",
@@ -120,12 +118,7 @@ def fill_queue(endpoint_url: str, queue_url: str, count: int) -> None:
         entries = [
             {
                 "Id": str(i),
-                "MessageBody": Envelope(
-                    email_id_for(None),
-                    now,
-                    f"bench-{start + i}",
-                    Email("Happy new year!", "John doe", 1693561101, CONTENT),
-                ).to_body(),
+                "MessageBody": envelope_body(f"bench-{start + i}", now),
             }
             for i in range(min(10, count - start))
         ]

@@ -10,33 +10,24 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import aioboto3
 
-from ingest_common.email import Email
-from ingest_common.envelope import Envelope, email_id_for
+from bench.emails import envelope_body
 from ingest_common.runtime import run_main
-from ingest_common.sqs_json import FrozenCredentials, SqsJsonClient
-
-CONTENT = ("Just want to say... Happy new year!!! " * 12).strip()
+from ingest_common.sqs_json import SqsJsonClient, session_credentials
 
 
 async def load(endpoint_url: str, queue_url: str, batches_per_second: float) -> None:
-    credentials = cast(Any, await cast(Any, aioboto3.Session().get_credentials()))
-
-    async def frozen() -> FrozenCredentials:
-        return cast(FrozenCredentials, await credentials.get_frozen_credentials())
-
     sqs = SqsJsonClient(
-        endpoint_url=endpoint_url, region="us-east-1", credentials=frozen, max_connections=16, request_timeout=10.0
+        endpoint_url=endpoint_url,
+        region="us-east-1",
+        credentials=await session_credentials(aioboto3.Session()),
+        max_connections=16,
+        request_timeout=10.0,
     )
-    email = Email("Happy new year!", "John doe", 1693561101, CONTENT)
-    entries = [
-        {"Id": str(index), "MessageBody": Envelope(email_id_for(None), datetime.now(UTC), "load", email).to_body()}
-        for index in range(10)
-    ]
+    entries = [{"Id": str(index), "MessageBody": envelope_body("load")} for index in range(10)]
     in_flight: set[asyncio.Task[Any]] = set()
     began = time.monotonic()
     sent = 0

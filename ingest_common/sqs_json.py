@@ -18,9 +18,10 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final, Protocol, cast
 from urllib.parse import urlsplit
 
+import aioboto3
 import orjson
 from botocore.exceptions import ClientError
 
@@ -42,6 +43,20 @@ class FrozenCredentials(Protocol):
 
 
 CredentialsSource = Callable[[], Awaitable[FrozenCredentials]]
+
+
+async def session_credentials(session: aioboto3.Session) -> CredentialsSource:
+    """The session's provider chain (environment, IRSA, instance roles) as a source of current credentials."""
+    # aioboto3's typing says the method is synchronous; it returns aiobotocore's coroutine.
+    credentials = await cast(Awaitable[Any], session.get_credentials())
+    if credentials is None:
+        raise RuntimeError("no AWS credentials found by the standard provider chain")
+
+    async def frozen_credentials() -> FrozenCredentials:
+        # Refreshable credentials (IRSA, instance roles) renew themselves here when close to expiry.
+        return cast(FrozenCredentials, await credentials.get_frozen_credentials())
+
+    return frozen_credentials
 
 
 def _hmac(key: bytes, message: str) -> bytes:
@@ -144,16 +159,13 @@ class SqsJsonClient:
         request_timeout: float = 5.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
-        parts = urlsplit(endpoint_url)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError(f"not an SQS endpoint URL: {endpoint_url!r}")
-        self._http = Http1Pool(
+        self._http = Http1Pool(  # refuses anything but an http(s) URL
             endpoint_url,
             max_connections=max_connections,
             connect_timeout=connect_timeout,
             request_timeout=request_timeout,
         )
-        self._path = parts.path or "/"
+        self._path = urlsplit(endpoint_url).path or "/"
         self._signer = SigV4Signer(host=self._http.host_header, path=self._path, region=region, service="sqs")
         self._credentials = credentials
         self._clock = clock

@@ -1,0 +1,16 @@
+"""The email every benchmark sends: the seeds' example, its content padded to ~450 B."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from ingest_common.email import Email
+from ingest_common.envelope import Envelope, email_id_for
+
+CONTENT = ("Just want to say... Happy new year!!! " * 12).strip()
+EMAIL = Email("Happy new year!", "John doe", 1693561101, CONTENT)
+
+
+def envelope_body(request_id: str, received_at: datetime | None = None) -> str:
+    """An SQS message body as the API would publish it, with a fresh email_id."""
+    return Envelope(email_id_for(None), received_at or datetime.now(UTC), request_id, EMAIL).to_body()
