@@ -29,9 +29,8 @@ class LineBuffer:
     last iteration's lines. Lines logged where no loop runs (start-up, threads) are written at once.
     """
 
-    def __init__(self, stream: BinaryIO, *, service: str = "", info_enabled: bool = True) -> None:
-        self.service = service
-        self.info_enabled = info_enabled
+    def __init__(self, stream: BinaryIO, fields: CommonFields | None = None) -> None:
+        self.fields = fields  # what configure_logging's processors add, for lines rendered without them
         self._stream = stream
         self._lines: list[bytes] = []
         self._size = 0
@@ -88,16 +87,21 @@ class UtcTimestamps:
         return f"{self._prefix}.{int((moment - second) * 1_000_000):06d}Z"
 
 
-def _common_fields(service: str) -> structlog.types.Processor:
-    timestamps = UtcTimestamps()
+class CommonFields:
+    """The fields every line carries (service, level, ts): a structlog processor, and used by AccessLog."""
 
-    def add_fields(_logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-        event_dict["service"] = service
-        event_dict["level"] = _LEVEL_NAMES.get(method, method)
-        event_dict["ts"] = timestamps.now()
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self._timestamps = UtcTimestamps()
+
+    def add(self, event_dict: MutableMapping[str, Any], level: str) -> MutableMapping[str, Any]:
+        event_dict["service"] = self.service
+        event_dict["level"] = level
+        event_dict["ts"] = self._timestamps.now()
         return event_dict
 
-    return add_fields
+    def __call__(self, _logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        return self.add(event_dict, _LEVEL_NAMES.get(method, method))
 
 
 class AccessLog:
@@ -110,33 +114,30 @@ class AccessLog:
 
     def __init__(self, name: str) -> None:
         self._logger = structlog.get_logger(name)
+        self._enabled = self._logger.is_enabled_for(logging.INFO)
         output = structlog.get_config()["logger_factory"]()
-        self._output = output if isinstance(output, LineBuffer) and output.info_enabled else None
-        self._enabled = self._output is not None or self._logger.is_enabled_for(logging.INFO)
-        self._timestamps = UtcTimestamps()
+        self._direct = (output, output.fields) if isinstance(output, LineBuffer) and output.fields else None
 
     def request(self, **fields: object) -> None:
         if not self._enabled:
             return
-        output = self._output
-        if output is None:
+        if self._direct is None:
             self._logger.info("request", **fields)
             return
+        output, common = self._direct
         fields["event"] = "request"
-        fields["service"] = output.service
-        fields["level"] = "info"
-        fields["ts"] = self._timestamps.now()
-        output.msg(orjson.dumps(fields))
+        output.msg(orjson.dumps(common.add(fields, "info")))
 
 
 def configure_logging(level: str, service: str, stream: BinaryIO | None = None) -> LineBuffer:
     """Process-wide by nature (log output is); called once from each service's entry point."""
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
-    output = LineBuffer(stream or sys.stdout.buffer, service=service, info_enabled=numeric_level <= logging.INFO)
+    fields = CommonFields(service)
+    output = LineBuffer(stream or sys.stdout.buffer, fields)
     atexit.register(output.flush)
     structlog.configure(
         processors=[
-            _common_fields(service),
+            fields,
             structlog.processors.format_exc_info,
             structlog.processors.JSONRenderer(serializer=orjson.dumps),
         ],
