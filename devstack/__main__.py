@@ -14,17 +14,8 @@ import threading
 import time
 from types import FrameType
 
-from devstack.processes import ProcessFailed
+from devstack.processes import ProcessFailed, port_from_env
 from devstack.stack import LocalStack, StackConfig
-
-
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SystemExit(f"devstack: {name}={raw!r} is not a TCP port")
-    return int(raw)
 
 
 def curl_example(api_url: str, token: str) -> str:
@@ -45,9 +36,9 @@ def curl_example(api_url: str, token: str) -> str:
 
 def main() -> int:
     config = StackConfig(
-        api_port=_port("API_PORT", 8080),
-        consumer_port=_port("CONSUMER_PORT", 8081),
-        emulator_port=_port("EMULATOR_PORT", 5000),
+        api_port=port_from_env("API_PORT", 8080, program="devstack"),
+        consumer_port=port_from_env("CONSUMER_PORT", 8081, program="devstack"),
+        emulator_port=port_from_env("EMULATOR_PORT", 5000, program="devstack"),
         token=os.environ.get("API_TOKEN") or None,
     )
     stopping = threading.Event()

@@ -125,6 +125,16 @@ class ManagedProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def port_from_env(name: str, default: int, *, program: str) -> int:
+    """A TCP port from the environment variable `name`, or `default`; exits naming the variable when invalid."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise SystemExit(f"{program}: {name}={raw!r} is not a TCP port")
+    return int(raw)
+
+
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 

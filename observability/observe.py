@@ -28,7 +28,7 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 
 from devstack.__main__ import curl_example
-from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port
+from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port, port_from_env
 from devstack.stack import LocalStack, StackConfig
 from observability.prometheus_config import render
 
@@ -139,15 +139,6 @@ def graph_link(prometheus_url: str, promql: str) -> str:
     )
 
 
-def _port(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise SystemExit(f"observe: {name}={raw!r} is not a TCP port")
-    return int(raw)
-
-
 def _port_in_use(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
@@ -197,12 +188,12 @@ def _watch(stack: LocalStack, prometheus: PrometheusServer, stopping: threading.
 
 
 def main() -> int:
-    prometheus_port = _port("PROMETHEUS_PORT", 9090)
+    prometheus_port = port_from_env("PROMETHEUS_PORT", 9090, program="observe")
     scrape_interval = os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "").strip() or DEFAULT_SCRAPE_INTERVAL
     config = StackConfig(
-        api_port=_port("API_PORT", 8080),
-        consumer_port=_port("CONSUMER_PORT", 8081),
-        emulator_port=_port("EMULATOR_PORT", 5000),
+        api_port=port_from_env("API_PORT", 8080, program="observe"),
+        consumer_port=port_from_env("CONSUMER_PORT", 8081, program="observe"),
+        emulator_port=port_from_env("EMULATOR_PORT", 5000, program="observe"),
         token=os.environ.get("API_TOKEN") or None,
         # Queue depth as often as Prometheus looks (the default, 15 s, suits production's 30 s scrapes).
         consumer_env={"QUEUE_METRICS_INTERVAL_SECONDS": "5"},
