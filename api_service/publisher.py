@@ -264,27 +264,37 @@ class BatchPublisher:
                     self._fail(entry, code, retryable=retryable)
                 return
             self.consecutive_failed_calls = 0
-            answered: set[int] = set()
-            for success in response.get("Successful", ()):
-                index = int(success["Id"])
-                answered.add(index)
-                self._resolve(batch[index], str(success["MessageId"]))
-            for failure in response.get("Failed", ()):
-                index = int(failure["Id"])
-                answered.add(index)
-                code = str(failure.get("Code", "Unknown"))
-                # Throttling can come back marked SenderFault=true and still be transient.
-                retryable = not failure.get("SenderFault", False) or code in THROTTLING_CODES
-                log.warning("publish_entry_failed", error=code, retryable=retryable)
-                self._fail(batch[index], code, retryable=retryable)
-            for index, entry in enumerate(batch):
-                if index not in answered:  # never assume success for an entry SQS did not mention
-                    self._fail(entry, "MissingFromResponse", retryable=True)
+            self._settle(batch, response)
         finally:
             self._forget_answered()
             self._slots.release()
             if self._metrics:
                 self._metrics.in_flight.dec()
+
+    def _settle(self, batch: list[_Entry], response: Mapping[str, Any]) -> None:
+        """Answers each entry by SQS's verdict on it; one the response does not account for is retried."""
+        answered: set[int] = set()
+        for success in response.get("Successful", ()):
+            index = _answered_index(success, len(batch), answered)
+            if index is None:
+                continue
+            message_id = success.get("MessageId")
+            if not message_id:  # a success we cannot point to is not one: send it again
+                self._fail(batch[index], "MissingMessageId", retryable=True)
+                continue
+            self._resolve(batch[index], str(message_id))
+        for failure in response.get("Failed", ()):
+            index = _answered_index(failure, len(batch), answered)
+            if index is None:
+                continue
+            code = str(failure.get("Code", "Unknown"))
+            # Throttling can come back marked SenderFault=true and still be transient.
+            retryable = not failure.get("SenderFault", False) or code in THROTTLING_CODES
+            log.warning("publish_entry_failed", error=code, retryable=retryable)
+            self._fail(batch[index], code, retryable=retryable)
+        for index, entry in enumerate(batch):
+            if index not in answered:  # never assume success for an entry SQS did not mention
+                self._fail(entry, "MissingFromResponse", retryable=True)
 
     # -- answering --------------------------------------------------------------------------------
 
@@ -395,6 +405,21 @@ class BatchPublisher:
                 self._deadline_timer = None
             self._deadlines.clear()
         log.info("publisher_drained", seconds=round(time.monotonic() - started, 3))
+
+
+def _answered_index(result: Mapping[str, Any], batch_size: int, answered: set[int]) -> int | None:
+    """The batch index a response entry answers, once; None for an Id we did not send or already saw.
+
+    Each entry must be answered exactly once, or the count of unanswered entries drifts: too high, and
+    every later request is shed as `queue_full`.
+    """
+    entry_id = result.get("Id")
+    index = int(entry_id) if isinstance(entry_id, str) and entry_id.isdigit() else -1
+    if not 0 <= index < batch_size or str(index) != entry_id or index in answered:
+        log.warning("publish_response_entry_ignored", entry_id=str(entry_id)[:32], batch_size=batch_size)
+        return None
+    answered.add(index)
+    return index
 
 
 def _attributes_size(attributes: Mapping[str, Any] | None) -> int:

@@ -20,6 +20,8 @@ THROTTLING_CODES = frozenset(
         "RequestThrottledException",
         "AWS.SimpleQueueService.RequestThrottled",
         "KMS.ThrottlingException",
+        # SQS's own code when the KMS key of an SSE-KMS queue throttles it (SenderFault, yet transient).
+        "KmsThrottled",
         "SlowDown",
         "TooManyRequestsException",
         "ServiceUnavailable",

@@ -68,7 +68,17 @@ async def failing_proxy(moto_server: Any) -> AsyncIterator[tuple[FailingProxy, s
 
 
 @pytest.mark.parametrize("sqs_endpoint", ["moto"], indirect=True)
+@pytest.mark.parametrize(
+    ("code", "sender_fault"),
+    [
+        ("InternalError", False),
+        # An SSE-KMS queue whose key throttles: SQS marks it the sender's fault, yet it passes.
+        ("KmsThrottled", True),
+    ],
+)
 async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowledged(
+    code: str,
+    sender_fault: bool,
     sqs_endpoint: str,
     aiohttp_client: ClientFactory,
     aws_env: str,
@@ -78,6 +88,7 @@ async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowled
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     proxy, proxy_url = failing_proxy
+    proxy.code, proxy.sender_fault = code, sender_fault
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
     api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.02)))
 

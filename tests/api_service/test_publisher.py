@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
@@ -23,6 +23,8 @@ class FakeSqs:
         self.delay = 0.0
         self.omit_bodies: set[str] = set()
         self.accepted: list[str] = []
+        # Rewrites the next responses (consumed one per call): malformed answers from a broken endpoint.
+        self.mangle: list[Callable[[dict[str, Any]], dict[str, Any]]] = []
 
     async def send_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
         self.calls.append(entries)
@@ -40,7 +42,8 @@ class FakeSqs:
             else:
                 self.accepted.append(body)
                 successful.append({"Id": entry["Id"], "MessageId": f"mid-{body}"})
-        return {"Successful": successful, "Failed": failed}
+        response = {"Successful": successful, "Failed": failed}
+        return self.mangle.pop(0)(response) if self.mangle else response
 
 
 def client_error(code: str, status: int) -> ClientError:
@@ -257,4 +260,49 @@ async def test_answered_entries_leave_no_trace(sqs: FakeSqs, registry: Collector
     await asyncio.sleep(0.05)
     assert registry.get_sample_value("email_ingest_publisher_pending_entries") == 7
     await asyncio.gather(*in_flight)
+    await publisher.close(1)
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda r: {**r, "Successful": [{"Id": "7", "MessageId": "x"}, *r["Successful"]]}, id="unknown-id"),
+        pytest.param(lambda r: {**r, "Successful": [{"Id": "x", "MessageId": "x"}, *r["Successful"]]}, id="bad-id"),
+        pytest.param(lambda r: {**r, "Successful": r["Successful"] * 2}, id="duplicated-success"),
+        pytest.param(
+            lambda r: {**r, "Failed": [{"Id": s["Id"], "Code": "InternalError"} for s in r["Successful"]]},
+            id="success-and-failure-for-one-id",
+        ),
+        pytest.param(lambda r: {**r, "Successful": [{"Id": "0"}]}, id="missing-message-id"),
+    ],
+)
+async def test_a_malformed_response_leaves_the_count_of_unanswered_entries_right(
+    sqs: FakeSqs, registry: CollectorRegistry, mangle: Callable[[dict[str, Any]], dict[str, Any]]
+) -> None:
+    sqs.mangle.append(mangle)
+    publisher = await started(sqs, registry, max_pending=1)
+    assert await publisher.publish("first") == "mid-first"
+    assert publisher.outstanding == 0
+    # With max_pending=1, a count left too high would shed every later request as queue_full.
+    assert [await publisher.publish(f"next-{i}") for i in range(3)] == [f"mid-next-{i}" for i in range(3)]
+    assert publisher.outstanding == 0
+    await publisher.close(1)
+
+
+async def test_a_success_without_a_message_id_is_sent_again_not_acknowledged(
+    sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
+    sqs.mangle.append(lambda r: {**r, "Successful": [{"Id": "0"}]})
+    publisher = await started(sqs, registry)
+    assert await publisher.publish("a") == "mid-a"
+    assert len(sqs.calls) == 2
+    assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
+    await publisher.close(1)
+
+
+async def test_kms_throttling_on_an_sse_kms_queue_is_retried(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+    sqs.fail_bodies["a"] = {"Code": "KmsThrottled", "SenderFault": True, "Message": "KMS throttled"}
+    publisher = await started(sqs, registry)
+    assert await publisher.publish("a") == "mid-a"
+    assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
     await publisher.close(1)
