@@ -13,10 +13,15 @@ TIMESTREAM_MIN = 946_684_800  # 2000-01-01T00:00:00Z
 TIMESTREAM_MAX = 4_102_444_799  # 2099-12-31T23:59:59Z
 SUBJECT_MAX_CHARS = 998  # RFC 5322's line limit for a header
 SENDER_MAX_CHARS = 320  # a full mailbox: 64-char local part, @, 255-char domain
-CONTENT_MAX_BYTES = 256 * 1024  # UTF-8 bytes; keeps an envelope far below SQS's 1 MiB message limit
-_TIMESTREAM_MAX_DIGITS = 12
-# C0 controls except TAB, and DEL: no line breaks in a header-like field.
-_CONTROL_CHARS = re.compile("[\x00-\x08\x0a-\x1f\x7f]")
+CONTENT_MAX_BYTES = 256 * 1024  # UTF-8 bytes; with the rule below, an envelope stays under SQS's 1 MiB limit
+TIMESTREAM_MAX_DIGITS = 12
+# Header-like fields are one line: no C0 controls but TAB, no DEL, no C1 controls (U+0085 NEXT LINE among
+# them) and no Unicode line or paragraph separators (U+2028, U+2029).
+_SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# Content is text: no C0 controls but TAB, LF, FF and CR. JSON can only write the others as `\u00XX`, six
+# bytes for one: allowed, they would make a 256 KiB content a 1.5 MiB envelope, over SQS's 1 MiB limit.
+# With them refused, no character of content takes more than twice its UTF-8 size in an envelope.
+_CONTENT_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,20 +59,31 @@ def _utf8_len(value: str) -> int | None:
         return None
 
 
-def _has_control_chars(value: str) -> bool:
-    return _CONTROL_CHARS.search(value) is not None
+@dataclass(frozen=True, slots=True)
+class _TextRule:
+    max_chars: int | None
+    max_bytes: int | None
+    forbidden: re.Pattern[str]
+    forbidden_detail: str
+
+
+_ONE_LINE_DETAIL = "must be one line: no control characters or line breaks"
+_TEXT_RULES = {
+    "email_subject": _TextRule(SUBJECT_MAX_CHARS, None, _SINGLE_LINE_FORBIDDEN, _ONE_LINE_DETAIL),
+    "email_sender": _TextRule(SENDER_MAX_CHARS, None, _SINGLE_LINE_FORBIDDEN, _ONE_LINE_DETAIL),
+    "email_content": _TextRule(
+        None,
+        CONTENT_MAX_BYTES,
+        _CONTENT_FORBIDDEN,
+        "must not contain control characters other than tab, line feed, form feed and carriage return",
+    ),
+}
 
 
 def _check_text(
-    data: Mapping[str, object],
-    field: str,
-    pointer: str,
-    errors: list[FieldError],
-    *,
-    max_chars: int | None,
-    max_bytes: int | None,
-    single_line: bool,
+    data: Mapping[str, object], field: str, pointer: str, errors: list[FieldError], *, check_characters: bool
 ) -> str | None:
+    rule = _TEXT_RULES[field]
     value = data.get(field)
     if field not in data:
         errors.append(FieldError(pointer, "is required"))
@@ -78,18 +94,18 @@ def _check_text(
     if not value.strip():
         errors.append(FieldError(pointer, "must not be empty or only whitespace"))
         return None
-    if max_chars is not None and len(value) > max_chars:
-        errors.append(FieldError(pointer, f"must be at most {max_chars} characters"))
+    if rule.max_chars is not None and len(value) > rule.max_chars:
+        errors.append(FieldError(pointer, f"must be at most {rule.max_chars} characters"))
         return None
     size = _utf8_len(value)
     if size is None:
         errors.append(FieldError(pointer, "must be valid Unicode text"))
         return None
-    if max_bytes is not None and size > max_bytes:
-        errors.append(FieldError(pointer, f"must be at most {max_bytes} bytes of UTF-8"))
+    if rule.max_bytes is not None and size > rule.max_bytes:
+        errors.append(FieldError(pointer, f"must be at most {rule.max_bytes} bytes of UTF-8"))
         return None
-    if single_line and _has_control_chars(value):
-        errors.append(FieldError(pointer, "must not contain control characters or line breaks"))
+    if check_characters and rule.forbidden.search(value) is not None:
+        errors.append(FieldError(pointer, rule.forbidden_detail))
         return None
     return value
 
@@ -104,7 +120,7 @@ def _check_timestream(data: Mapping[str, object], pointer: str, errors: list[Fie
         errors.append(FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits"))
         return None
     if isinstance(value, str):
-        if not (value.isascii() and value.isdigit() and len(value) <= _TIMESTREAM_MAX_DIGITS):
+        if not (value.isascii() and value.isdigit() and len(value) <= TIMESTREAM_MAX_DIGITS):
             errors.append(FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits"))
             return None
         seconds = int(value)
@@ -118,38 +134,24 @@ def _check_timestream(data: Mapping[str, object], pointer: str, errors: list[Fie
     return seconds
 
 
-def parse_email(data: object, pointer_prefix: str = "/data") -> tuple[Email | None, list[FieldError]]:
-    """Validates an email object; returns it, or every reason it was refused (never raises)."""
+def parse_email(
+    data: object, pointer_prefix: str = "/data", *, check_characters: bool = True
+) -> tuple[Email | None, list[FieldError]]:
+    """Validates an email object; returns it, or every reason it was refused (never raises).
+
+    `check_characters=False` keeps every rule but the characters allowed in each text field: the consumer
+    reads envelopes that older APIs wrote under older character rules, and must not turn them into poison.
+    """
     if not isinstance(data, dict):
         return None, [FieldError(pointer_prefix, "must be an object with the email fields")]
     errors: list[FieldError] = []
-    subject = _check_text(
-        data,
-        "email_subject",
-        f"{pointer_prefix}/email_subject",
-        errors,
-        max_chars=SUBJECT_MAX_CHARS,
-        max_bytes=None,
-        single_line=True,
-    )
-    sender = _check_text(
-        data,
-        "email_sender",
-        f"{pointer_prefix}/email_sender",
-        errors,
-        max_chars=SENDER_MAX_CHARS,
-        max_bytes=None,
-        single_line=True,
+    subject, sender = (
+        _check_text(data, field, f"{pointer_prefix}/{field}", errors, check_characters=check_characters)
+        for field in ("email_subject", "email_sender")
     )
     timestream = _check_timestream(data, f"{pointer_prefix}/email_timestream", errors)
     content = _check_text(
-        data,
-        "email_content",
-        f"{pointer_prefix}/email_content",
-        errors,
-        max_chars=None,
-        max_bytes=CONTENT_MAX_BYTES,
-        single_line=False,
+        data, "email_content", f"{pointer_prefix}/email_content", errors, check_characters=check_characters
     )
     # Unknown fields are refused, never dropped: a client that sends more than we store must hear about it.
     errors.extend(

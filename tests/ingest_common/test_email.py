@@ -65,6 +65,14 @@ def test_every_problem_is_listed_at_once() -> None:
         ("email_subject", "x" * (SUBJECT_MAX_CHARS + 1)),
         ("email_sender", ["John"]),
         ("email_sender", "nul\x00"),
+        ("email_subject", "next\x85line"),  # U+0085 NEXT LINE
+        ("email_subject", "line\u2028separator"),
+        ("email_sender", "paragraph\u2029separator"),
+        ("email_sender", "c1\x9bcontrol"),
+        ("email_content", "nul \x00 in text"),
+        ("email_content", "bell \x07"),
+        ("email_content", "escape \x1b[31m"),
+        ("email_content", "vertical tab \x0b"),
         ("email_sender", "y" * (SENDER_MAX_CHARS + 1)),
         ("email_content", ""),
         ("email_content", {"text": "hi"}),
@@ -106,6 +114,23 @@ def test_content_may_span_lines_and_tabs_are_allowed_in_subject() -> None:
     assert email is not None
 
 
+def test_content_keeps_the_controls_json_writes_in_two_bytes() -> None:
+    content = "tab\there\nline feed\x0cform feed\r\ncarriage return and \u2028 \x85 are text in content"
+    email, errors = parse_email({**SEED_EXAMPLE, "email_content": content})
+    assert errors == []
+    assert email is not None
+    assert email.content == content
+
+
+def test_character_rules_can_be_left_to_the_edge() -> None:
+    """Envelopes written under older character rules stay readable (the consumer passes False)."""
+    legacy = {**SEED_EXAMPLE, "email_subject": "old\u2028subject", "email_content": "old \x01 content"}
+    assert parse_email(legacy)[0] is None
+    email, errors = parse_email(legacy, check_characters=False)
+    assert errors == []
+    assert email is not None
+
+
 def test_unknown_field_pointer_is_escaped() -> None:
     assert pointers({**SEED_EXAMPLE, "a/b~c": 1}) == {"/data/a~1b~0c"}
 
@@ -123,15 +148,21 @@ json_values = st.recursive(
     max_leaves=10,
 )
 single_line = st.text(min_size=1, max_size=50).filter(
-    lambda text: text.strip() != "" and not any(ord(c) < 32 and c != "\t" for c in text) and "\x7f" not in text
+    lambda text: (
+        text.strip() != ""
+        and not any((ord(c) < 32 and c != "\t") or 0x7F <= ord(c) <= 0x9F or c in "\u2028\u2029" for c in text)
+    )
 )
+CONTENT_CONTROLS_ALLOWED = "\t\n\x0c\r"
 valid_emails = st.fixed_dictionaries(
     {
         "email_subject": single_line,
         "email_sender": single_line,
         "email_timestream": st.integers(TIMESTREAM_MIN, TIMESTREAM_MAX)
         | st.integers(TIMESTREAM_MIN, TIMESTREAM_MAX).map(str),
-        "email_content": st.text(min_size=1, max_size=200).filter(lambda text: text.strip() != ""),
+        "email_content": st.text(min_size=1, max_size=200).filter(
+            lambda text: text.strip() != "" and not any(ord(c) < 32 and c not in CONTENT_CONTROLS_ALLOWED for c in text)
+        ),
     }
 ).filter(lambda data: all(_encodable(value) for value in data.values() if isinstance(value, str)))
 
