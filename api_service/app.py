@@ -17,6 +17,7 @@ from api_service.health import liveness, openapi, readiness
 from api_service.keys import (
     ACCESS_LOG,
     LIFECYCLE,
+    MEMORY_BUDGET,
     METRICS,
     OPENAPI_DOCUMENT,
     PUBLISHER,
@@ -26,6 +27,7 @@ from api_service.keys import (
     TOKEN_CACHE,
     Lifecycle,
 )
+from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher, PublisherMetrics
@@ -105,6 +107,7 @@ def create_app(settings: ApiSettings, *, session: aioboto3.Session | None = None
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[METRICS] = ApiMetrics(registry)
+    app[MEMORY_BUDGET] = MemoryBudget(settings.memory_budget_bytes, registry)
     app[LIFECYCLE] = Lifecycle()
     app[RANDOM_IDS] = RandomIds()
     app[ACCESS_LOG] = AccessLog("api_service.access")

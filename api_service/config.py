@@ -5,8 +5,47 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Final
 
+from api_service.memory_budget import MIB, container_memory_limit, default_budget_bytes
 from ingest_common.config import LOG_LEVELS, EnvReader
+from ingest_common.email import (
+    CONTENT_MAX_BYTES,
+    EMAIL_FIELDS,
+    SENDER_MAX_CHARS,
+    SUBJECT_MAX_CHARS,
+    TIMESTREAM_MAX_DIGITS,
+)
+
+# SSM's largest parameter value (advanced tier): no valid token is longer.
+TOKEN_MAX_BYTES: Final = 8192
+# Room for what escaping does not grow: braces, colons, commas and a pretty-printer's whitespace.
+_BODY_STRUCTURE_ALLOWANCE: Final = 4096
+
+
+def largest_valid_body_bytes() -> int:
+    """The longest JSON body a valid email can arrive in, whatever the client's escaping.
+
+    JSON lets a client write any character as `\\uXXXX`: six bytes for a one-byte UTF-8 character (the
+    worst ratio), twelve for a surrogate pair (four bytes of UTF-8, one code point). So content takes at
+    most six bytes per byte, a subject or sender at most twelve per code point, a key or a token six per
+    character. The default MAX_BODY_BYTES is this, so no email within the field limits meets a 413.
+    """
+    escaped = 6
+    keys = sum(escaped * len(key) + 2 for key in (*EMAIL_FIELDS, "data", "token"))
+    return (
+        escaped * CONTENT_MAX_BYTES
+        + 2 * escaped * (SUBJECT_MAX_CHARS + SENDER_MAX_CHARS)
+        + escaped * TIMESTREAM_MAX_DIGITS
+        + escaped * TOKEN_MAX_BYTES
+        + keys
+        + _BODY_STRUCTURE_ALLOWANCE
+    )
+
+
+DEFAULT_MAX_BODY_BYTES: Final = largest_valid_body_bytes()
+# Copies of a body's size that one request can hold at its peak (see handlers.py's reservations).
+REQUEST_COPIES: Final = 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +62,8 @@ class ApiSettings:
     publish_max_batches_in_flight: int = 16
     publish_max_pending: int = 2000
     publish_deadline_seconds: float = 10.0
-    max_body_bytes: int = 307_200
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    memory_budget_bytes: int = default_budget_bytes(None)
     shutdown_grace_seconds: float = 20.0
     log_level: str = "info"
 
@@ -47,7 +87,15 @@ class ApiSettings:
             publish_max_batches_in_flight=env.integer("PUBLISH_MAX_BATCHES_IN_FLIGHT", 16, minimum=1, maximum=256),
             publish_max_pending=env.integer("PUBLISH_MAX_PENDING", 2000, minimum=1, maximum=1_000_000),
             publish_deadline_seconds=env.number("PUBLISH_DEADLINE_SECONDS", 10.0, minimum=0.1, maximum=300),
-            max_body_bytes=env.integer("MAX_BODY_BYTES", 307_200, minimum=1024, maximum=1_048_576),
+            max_body_bytes=env.integer(
+                "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024, maximum=16 * DEFAULT_MAX_BODY_BYTES
+            ),
+            memory_budget_bytes=env.integer(
+                "MEMORY_BUDGET_BYTES",
+                default_budget_bytes(container_memory_limit()),
+                minimum=16 * MIB,
+                maximum=1 << 40,
+            ),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
         )
@@ -55,6 +103,11 @@ class ApiSettings:
             env.problems.append(
                 "TOKEN_MAX_STALENESS_SECONDS must be at least TOKEN_REFRESH_SECONDS "
                 "(otherwise the token goes stale between two successful refreshes)"
+            )
+        if settings.memory_budget_bytes < REQUEST_COPIES * settings.max_body_bytes:
+            env.problems.append(
+                f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} cannot hold one request of MAX_BODY_BYTES="
+                f"{settings.max_body_bytes} (it needs {REQUEST_COPIES} x that: body, email, envelope, SQS request)"
             )
         env.finish()
         return settings

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 from typing import Final
 
 import orjson
 from aiohttp import web
 
-from api_service.keys import LIFECYCLE, METRICS, PUBLISHER, RANDOM_IDS, REQUEST_ID, SETTINGS, TOKEN_CACHE
+from api_service.keys import (
+    LIFECYCLE,
+    MEMORY_BUDGET,
+    METRICS,
+    PUBLISHER,
+    RANDOM_IDS,
+    REQUEST_ID,
+    SETTINGS,
+    TOKEN_CACHE,
+)
+from api_service.memory_budget import Reservation
 from api_service.problems import problem
 from api_service.publisher import PublishRejected
 from api_service.token_cache import TokenCheck
@@ -18,6 +29,9 @@ from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope, email_id_for
 _BODY_KEYS: Final = frozenset({"data", "token"})
 _IDEMPOTENCY_KEY_MAX: Final = 255
 _TOKEN_UNAVAILABLE_RETRY_AFTER: Final = 5
+_MEMORY_BUDGET_RETRY_AFTER: Final = 1
+# A body is held twice while it is read: gathered in a buffer, then copied into one bytes object.
+_READ_COPIES: Final = 2
 
 
 def _is_json(content_type: str) -> bool:
@@ -71,13 +85,48 @@ async def ingest_email(request: web.Request) -> web.Response:
             detail=f"Send JSON with Content-Type: application/json, not {request.content_type!r}.",
             request_id=request_id,
         )
-    max_bytes = app[SETTINGS].max_body_bytes
-    if request.content_length is not None and request.content_length > max_bytes:
-        metrics.rejections["too_large"].inc()
-        return problem(
-            "payload-too-large", detail=f"The body must be at most {max_bytes} bytes.", request_id=request_id
-        )
-    body = await request.read()  # aiohttp enforces client_max_size for chunked bodies too (413)
+    with app[MEMORY_BUDGET].reservation() as held:
+        body = await _read_body(request, held)
+        if isinstance(body, web.Response):
+            return body
+        return await _ingest(request, body, held)
+
+
+async def _read_body(request: web.Request, held: Reservation) -> bytes | web.Response:
+    """The body, its bytes reserved before they are read; or the answer when it is refused.
+
+    Reserving before reading bounds the bodies still arriving (unauthenticated as yet) too. A chunked
+    body is reserved chunk by chunk as it arrives.
+    """
+    max_bytes = request.app[SETTINGS].max_body_bytes
+    length = request.content_length
+    if length is not None:
+        if length > max_bytes:
+            return _too_large(request, max_bytes)
+        if not held.add(_READ_COPIES * length):
+            return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
+        return await request.read()
+    chunks: list[bytes] = []
+    async for chunk in request.content.iter_any():
+        if held.size + _READ_COPIES * len(chunk) > _READ_COPIES * max_bytes:
+            return _too_large(request, max_bytes)
+        if not held.add(_READ_COPIES * len(chunk)):
+            return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large(request: web.Request, max_bytes: int) -> web.Response:
+    request.app[METRICS].rejections["too_large"].inc()
+    return problem(
+        "payload-too-large", detail=f"The body must be at most {max_bytes} bytes.", request_id=request[REQUEST_ID]
+    )
+
+
+async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.Response:
+    app = request.app
+    metrics = app[METRICS]
+    request_id: str = request[REQUEST_ID]
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -128,9 +177,15 @@ async def ingest_email(request: web.Request) -> web.Response:
         request_id=request_id,
         email=email,
     )
+    message_body = envelope.to_body()
+    # Held until SQS answers: the parsed content, the envelope and its copy in the SendMessageBatch
+    # request, where JSON escapes it once more (at most twice its size). No await since the body was
+    # read, so the check sees every other request's reservation.
+    if not held.add(sys.getsizeof(email.content) + 3 * len(message_body)):
+        return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
     try:
         message_id = await app[PUBLISHER].publish(
-            envelope.to_body(),
+            message_body,
             {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}},
         )
     except PublishRejected as rejected:

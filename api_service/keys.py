@@ -9,6 +9,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from api_service.config import ApiSettings
+from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
 from api_service.token_cache import TokenCache
@@ -28,6 +29,7 @@ REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 METRICS: Final = web.AppKey("metrics", ApiMetrics)
 TOKEN_CACHE: Final = web.AppKey("token_cache", TokenCache)
 PUBLISHER: Final = web.AppKey("publisher", BatchPublisher)
+MEMORY_BUDGET: Final = web.AppKey("memory_budget", MemoryBudget)
 LIFECYCLE: Final = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT: Final = web.AppKey("openapi_document", bytes)
 RANDOM_IDS: Final = web.AppKey("random_ids", RandomIds)

@@ -34,7 +34,8 @@ class ApiMetrics:
             registry=registry,
         )
         self.shed = {
-            reason: shed.labels(reason) for reason in ("queue_full", "draining", "publish_failed", "token_unavailable")
+            reason: shed.labels(reason)
+            for reason in ("queue_full", "memory_budget", "draining", "publish_failed", "token_unavailable")
         }
         self.accepted = Counter(
             "email_ingest_api_emails_accepted_total",

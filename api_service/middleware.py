@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +19,7 @@ log = structlog.get_logger("api_service.middleware")
 _REQUEST_ID_PATTERN: Final = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 _KNOWN_METHODS: Final = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _LOGGED_PATH_MAX: Final = 200
+_CLIENT_CLOSED_REQUEST: Final = 499
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -67,6 +69,11 @@ async def observe_request(request: web.Request, handler: Handler) -> web.StreamR
             response = problem("internal-error", detail="An unexpected error occurred.", request_id=request_id)
     except web.HTTPException as exc:  # statuses we do not map go out as aiohttp made them
         status = exc.status
+        raise
+    except asyncio.CancelledError:
+        # The client went away mid-request (aiohttp cancels the read): nginx's 499, not a server error,
+        # so a client that hangs up does not raise the 5xx ratio the alerts watch.
+        status = _CLIENT_CLOSED_REQUEST
         raise
     else:
         status = response.status

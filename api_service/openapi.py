@@ -10,6 +10,7 @@ from typing import Any
 
 import orjson
 
+from api_service.config import DEFAULT_MAX_BODY_BYTES
 from ingest_common.email import (
     CONTENT_MAX_BYTES,
     SENDER_MAX_CHARS,
@@ -19,6 +20,7 @@ from ingest_common.email import (
 )
 
 _PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_ONE_LINE = "One line: no control characters (C0 but TAB, DEL, C1 such as U+0085), no U+2028 or U+2029."
 
 
 def _problem_response(
@@ -49,12 +51,12 @@ def build_document() -> dict[str, Any]:
             "email_subject": {
                 **text,
                 "maxLength": SUBJECT_MAX_CHARS,
-                "description": "One line; no control characters.",
+                "description": _ONE_LINE,
             },
             "email_sender": {
                 **text,
                 "maxLength": SENDER_MAX_CHARS,
-                "description": "One line; no control characters.",
+                "description": _ONE_LINE,
             },
             "email_timestream": {
                 "description": "Unix seconds (years 2000 to 2099), as an integer or a string of digits.",
@@ -65,7 +67,10 @@ def build_document() -> dict[str, Any]:
             },
             "email_content": {
                 **text,
-                "description": f"Any text, at most {CONTENT_MAX_BYTES} bytes of UTF-8.",
+                "description": (
+                    f"Text, at most {CONTENT_MAX_BYTES} bytes of UTF-8; no control characters other than TAB, "
+                    "LF, FF and CR."
+                ),
             },
         },
     }
@@ -74,7 +79,16 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "email-ingest API",
             "version": "1.0.0",
-            "description": "Accepts emails and publishes them to SQS; a 200 means SQS has the message.",
+            "description": (
+                "Accepts emails and publishes them to SQS; a 200 means SQS has the message.\n\n"
+                "Limits are on the fields; the body limit (MAX_BODY_BYTES, default "
+                f"{DEFAULT_MAX_BODY_BYTES} bytes) is derived from their worst case, so an email within them "
+                "is never refused for its size whatever the client's JSON escaping (every character may be "
+                "written as \\uXXXX).\n\n"
+                "Retries: a 503 is an email not taken. But when a 503 follows a SendMessageBatch whose answer "
+                "was lost, or the client disconnects before its 200, the email may already be queued: a client "
+                "that retries should send Idempotency-Key, so the retry maps to the same stored object."
+            ),
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
         "paths": {
@@ -87,7 +101,10 @@ def build_document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
-                            "description": "The same key yields the same email_id (the same stored object).",
+                            "description": (
+                                "The same key yields the same email_id (the same stored object): send one "
+                                "whenever a request may be retried."
+                            ),
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                         },
                         {
@@ -140,10 +157,14 @@ def build_document() -> dict[str, Any]:
                             "Missing or wrong token.",
                             extra_headers={"WWW-Authenticate": {"schema": {"type": "string"}}},
                         ),
-                        "413": _problem_response("The body is larger than the limit."),
+                        "413": _problem_response(
+                            f"The body is larger than MAX_BODY_BYTES (default {DEFAULT_MAX_BODY_BYTES}: more than "
+                            "any valid email needs in any escaping)."
+                        ),
                         "415": _problem_response("The body is not JSON."),
                         "503": _problem_response(
-                            "The token is not available, SQS is failing, or the service is shedding load.",
+                            "The token is not available, SQS is failing, or the service is shedding load (too "
+                            "many emails pending, or its memory budget is full). The email was not taken.",
                             retry_after=True,
                         ),
                     },

@@ -34,6 +34,7 @@ from typing import Any
 import aiohttp
 import psutil
 
+from api_service.memory_budget import MIB, default_budget_bytes
 from bench.emails import CONTENT, envelope_body
 from bench.wrk import lua_script, run_wrk
 from devstack.bootstrap import StackNames, emulator_client, ensure_queues
@@ -76,14 +77,14 @@ class Report:
         return "\n".join(lines)
 
 
-def payload(token: str) -> str:
+def payload(token: str, content: str = CONTENT) -> str:
     return json.dumps(
         {
             "data": {
                 "email_subject": "Happy new year!",
                 "email_sender": "John doe",
                 "email_timestream": "1693561101",
-                "email_content": CONTENT,
+                "email_content": content,
             },
             "token": token,
         }
@@ -197,6 +198,41 @@ def cpu_seconds(pid: int) -> float:
 
 def fmt(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
+
+
+def overload_large(
+    report: Report, *, seconds: float, api_env: dict[str, str], slow_sqs: str, sqs: str, token: str, work: Path
+) -> None:
+    """Overload with 250 kB emails, 600 clients, twice: the API's peak RSS with its memory budget, and with
+    the budget lifted (the count-bounded pending queue alone, as before the budget) as the baseline."""
+    large_queue, _ = ensure_queues(sqs, StackNames(queue="bench-large", dead_letter_queue="bench-large-dlq"))
+    script = lua_script(payload(token, content="x" * 250_000))
+    for label, extra in (
+        (f"budget {default_budget_bytes(None) // MIB} MiB (default)", {}),
+        ("budget lifted (baseline)", {"MEMORY_BUDGET_BYTES": str(1 << 40)}),
+    ):
+        port = free_port()
+        env = {**api_env, "API_PORT": str(port), "AWS_ENDPOINT_URL_SQS": slow_sqs, "SQS_QUEUE_URL": large_queue,
+               "LOG_LEVEL": "warning", **extra}  # fmt: skip
+        api = ManagedProcess("api-large", python_module("api_service"), env=env, log_path=work / f"large-{port}.log")
+        api.start()
+        try:
+            api.wait_until(f"http://{LOOPBACK}:{port}/readyz")
+            url = f"http://{LOOPBACK}:{port}/api/email"
+            baseline = psutil.Process(api.pid).memory_info().rss
+            runs = [run_wrk(url, script, pid=api.pid, seconds=seconds, connections=600) for _ in range(2)]
+            healthy = _answers(f"http://{LOOPBACK}:{port}/healthz")
+        finally:
+            api.stop()
+            emulator_client("sqs", sqs).purge_queue(QueueUrl=large_queue)
+        requests = sum(run.requests for run in runs)
+        report.add(
+            "6 overload 250 kB",
+            f"{label}: RSS start -> peak run 1 -> peak run 2 (MiB), 503 share",
+            f"{baseline / MIB:.0f} -> {runs[0].peak_rss_bytes / MIB:.0f} -> {runs[1].peak_rss_bytes / MIB:.0f}",
+            f"{sum(run.non_2xx for run in runs) / requests:.0%} of {requests}" + ("" if healthy else ", NOT serving"),
+        )
+    report.notes.append("overload 250 kB: the chart's API memory limit is 512 MiB (helm values api.resources)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -501,6 +537,15 @@ def main(argv: list[str] | None = None) -> int:
             "RSS before -> after one run -> after two (MiB), still serving",
             f"{rss_before / 2**20:.1f} -> {overload.rss_bytes / 2**20:.1f} -> {again.rss_bytes / 2**20:.1f}",
             "yes" if healthy else "NO",
+        )
+        overload_large(
+            report,
+            seconds=args.seconds,
+            api_env=local.api_environment(),
+            slow_sqs=proxy.endpoint_url,
+            sqs=elasticmq.endpoint_url,
+            token=token,
+            work=work,
         )
         proxy.set_mode(Mode.PASS)
 

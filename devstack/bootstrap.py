@@ -9,6 +9,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
+from ingest_common.envelope import SQS_MAX_MESSAGE_BYTES
+
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
     "AWS_SECRET_ACCESS_KEY": "testing",
@@ -51,12 +53,16 @@ def emulator_client(service: str, endpoint_url: str, region: str = "us-east-1") 
 
 def ensure_queues(sqs_endpoint_url: str, names: StackNames) -> tuple[str, str]:
     sqs = emulator_client("sqs", sqs_endpoint_url, names.region)
-    dlq_url = sqs.create_queue(QueueName=names.dead_letter_queue, Attributes={"MessageRetentionPeriod": "1209600"})[
-        "QueueUrl"
-    ]
+    # SQS's largest size for both: a valid email's envelope can be 520 KiB (envelope.largest_message_bytes).
+    size = str(SQS_MAX_MESSAGE_BYTES)
+    dlq_url = sqs.create_queue(
+        QueueName=names.dead_letter_queue,
+        Attributes={"MessageRetentionPeriod": "1209600", "MaximumMessageSize": size},
+    )["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     attributes = {
         "VisibilityTimeout": str(names.visibility_timeout_seconds),
+        "MaximumMessageSize": size,
         "ReceiveMessageWaitTimeSeconds": str(names.receive_wait_seconds),
         "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(names.max_receive_count)}),
     }

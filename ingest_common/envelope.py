@@ -13,10 +13,20 @@ from typing import Final, TypeGuard
 
 import orjson
 
-from ingest_common.email import Email, FieldError, parse_email
+from ingest_common.email import (
+    CONTENT_MAX_BYTES,
+    SENDER_MAX_CHARS,
+    SUBJECT_MAX_CHARS,
+    TIMESTREAM_MAX,
+    Email,
+    FieldError,
+    parse_email,
+)
 from ingest_common.ids import RandomIds
 
 ENVELOPE_VERSION: Final = 1
+# SQS's largest message (body and attributes), raised from 256 KiB in August 2025; queues default to it.
+SQS_MAX_MESSAGE_BYTES: Final = 1_048_576
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
 # Namespace for email ids derived from a client's Idempotency-Key (uuid5), fixed forever.
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11")
@@ -97,6 +107,30 @@ class Envelope:
         return f"{prefix}{day:%Y/%m/%d}/{self.email_id}.json"
 
 
+def largest_message_bytes() -> int:
+    """The most SQS can be asked to hold for one valid email: envelope body plus `request_id` attribute.
+
+    Built, not estimated: the worst character for each field at its limit. In content every UTF-8 byte
+    takes at most two bytes of JSON (a quote, a backslash, TAB/LF/FF/CR, or U+FFFE/U+FFFF, whose three
+    bytes become six); the control characters JSON writes in six bytes are refused at the API. A
+    subject or sender character takes at most six (U+FFFE). Every queue must take at least this.
+    """
+    worst = Envelope(
+        email_id=str(uuid.UUID(int=0)),
+        received_at=datetime(2099, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC),
+        request_id="r" * _MAX_ID_CHARS,
+        email=Email(
+            subject="\ufffe" * SUBJECT_MAX_CHARS,
+            sender="\ufffe" * SENDER_MAX_CHARS,
+            timestream=TIMESTREAM_MAX,
+            content='"' * CONTENT_MAX_BYTES,
+        ),
+    )
+    # SQS counts each attribute's name, data type and value toward the message size.
+    attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + _MAX_ID_CHARS
+    return len(worst.to_body().encode("utf-8")) + attribute
+
+
 def _parse_timestamp(value: object) -> datetime | None:
     if not isinstance(value, str) or not value.endswith("Z"):
         return None
@@ -132,7 +166,7 @@ def parse_envelope(body: str | bytes) -> Envelope:
         raise EnvelopeError("invalid_envelope", "email_id, request_id or received_at is missing or malformed")
     if "/" in email_id or email_id in {".", ".."}:
         raise EnvelopeError("invalid_envelope", "email_id is not usable as an object name")
-    email, errors = parse_email(document.get("email"), pointer_prefix="/email")
+    email, errors = parse_email(document.get("email"), pointer_prefix="/email", check_characters=False)
     if email is None:
         raise EnvelopeError("invalid_envelope", _describe(errors))
     return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email)

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from api_service.config import ApiSettings
+from api_service.config import DEFAULT_MAX_BODY_BYTES, ApiSettings, largest_valid_body_bytes
+from api_service.memory_budget import MIB, MemoryBudget, container_memory_limit, default_budget_bytes
 from ingest_common.config import ConfigError
+from ingest_common.email import CONTENT_MAX_BYTES, SENDER_MAX_CHARS, SUBJECT_MAX_CHARS
 
 REQUIRED = {
     "AWS_REGION": "eu-west-1",
@@ -37,6 +42,7 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("PUBLISH_LINGER_MS", "-1"),
         ("PUBLISH_MAX_PENDING", "0"),
         ("MAX_BODY_BYTES", "10"),
+        ("MEMORY_BUDGET_BYTES", "1024"),
         ("TOKEN_REFRESH_SECONDS", "nan"),
         ("LOG_LEVEL", "loud"),
         ("SQS_QUEUE_URL", "emails"),
@@ -52,3 +58,57 @@ def test_invalid_value_names_its_variable(variable: str, value: str) -> None:
 def test_staleness_below_refresh_is_refused() -> None:
     with pytest.raises(ConfigError, match="TOKEN_MAX_STALENESS_SECONDS"):
         ApiSettings.from_env({**REQUIRED, "TOKEN_REFRESH_SECONDS": "600", "TOKEN_MAX_STALENESS_SECONDS": "60"})
+
+
+def _escape_every_character(text: str) -> str:
+    """The longest JSON a client may write for a string: every UTF-16 code unit as \\uXXXX."""
+    units = text.encode("utf-16-be")
+    return '"' + "".join(f"\\u{units[i]:02x}{units[i + 1]:02x}" for i in range(0, len(units), 2)) + '"'
+
+
+def test_the_default_body_limit_takes_the_largest_valid_email_in_the_worst_escaping() -> None:
+    token = "t" * 8192
+    fields = {
+        "email_subject": "😀" * SUBJECT_MAX_CHARS,  # a surrogate pair escaped: 12 bytes a character
+        "email_sender": "😀" * SENDER_MAX_CHARS,
+        "email_timestream": "4102444799",
+        "email_content": "a" * CONTENT_MAX_BYTES,  # one UTF-8 byte escaped: 6 bytes
+    }
+    data = ", ".join(f"{_escape_every_character(k)}: {_escape_every_character(v)}" for k, v in fields.items())
+    body = f'{{"data": {{{data}}}, {_escape_every_character("token")}: {_escape_every_character(token)}}}'
+    assert json.loads(body)["data"] == fields
+    assert len(body) <= DEFAULT_MAX_BODY_BYTES == largest_valid_body_bytes()
+    assert ApiSettings.from_env(REQUIRED).max_body_bytes == DEFAULT_MAX_BODY_BYTES
+    assert DEFAULT_MAX_BODY_BYTES - len(body) < 8 * 1024, "the limit stays close to what a valid email can need"
+
+
+def test_memory_budget_follows_the_container_limit(tmp_path: Path) -> None:
+    (tmp_path / "memory.max").write_text("536870912\n")  # the chart's 512Mi
+    assert container_memory_limit(tmp_path) == 512 * MIB
+    assert default_budget_bytes(512 * MIB) == 176 * MIB
+    (tmp_path / "memory.max").write_text("max\n")
+    assert container_memory_limit(tmp_path) is None
+    (tmp_path / "memory.max").unlink()
+    (tmp_path / "memory").mkdir()
+    (tmp_path / "memory" / "memory.limit_in_bytes").write_text(str(1 << 30))  # cgroup v1
+    assert container_memory_limit(tmp_path) == 1 << 30
+    assert container_memory_limit(tmp_path / "absent") is None
+    assert default_budget_bytes(None) == 176 * MIB
+    assert default_budget_bytes(100 * MIB) == 16 * MIB, "a small limit still takes a few large emails"
+
+
+def test_a_budget_that_cannot_take_one_largest_request_is_refused() -> None:
+    with pytest.raises(ConfigError, match="MEMORY_BUDGET_BYTES"):
+        ApiSettings.from_env({**REQUIRED, "MEMORY_BUDGET_BYTES": str(16 * MIB), "MAX_BODY_BYTES": str(8 * MIB)})
+
+
+def test_memory_budget_reservations_never_exceed_the_limit() -> None:
+    budget = MemoryBudget(100)
+    with budget.reservation() as first:
+        assert first.add(60)
+        with budget.reservation() as second:
+            assert not second.add(41)
+            assert second.add(40)
+            assert budget.reserved == 100
+        assert budget.reserved == 60
+    assert budget.reserved == 0

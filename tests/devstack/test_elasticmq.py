@@ -27,6 +27,7 @@ from devstack.elasticmq import (
     ElasticMQServer,
     default_install_dir,
 )
+from ingest_common.envelope import largest_message_bytes
 from tests.tooling import REPO_ROOT, require_tool
 
 MAX_RECEIVE_COUNT = 3
@@ -268,6 +269,8 @@ def test_redrive_to_the_dlq_after_max_receive_count(server: ElasticMQServer, sqs
 
 @pytest.mark.tools
 def test_message_size_limit_is_one_mebibyte(server: ElasticMQServer, sqs: Any) -> None:
+    assert largest_message_bytes() < 1024 * 1024  # so the queue and its DLQ take every valid email
+    sqs.send_message(QueueUrl=server.dlq_url, MessageBody="x" * (1024 * 1024))
     sqs.send_message(QueueUrl=server.queue_url, MessageBody="x" * (1024 * 1024))
     with pytest.raises(ClientError, match="MessageTooLong"):
         sqs.send_message(QueueUrl=server.queue_url, MessageBody="x" * (1024 * 1024 + 1))

@@ -11,8 +11,25 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest_common.email import TIMESTREAM_MAX, TIMESTREAM_MIN, Email
-from ingest_common.envelope import Envelope, EnvelopeError, email_id_for, format_timestamp, parse_envelope
+from ingest_common.email import (
+    CONTENT_MAX_BYTES,
+    SENDER_MAX_CHARS,
+    SUBJECT_MAX_CHARS,
+    TIMESTREAM_MAX,
+    TIMESTREAM_MIN,
+    Email,
+    parse_email,
+)
+from ingest_common.envelope import (
+    REQUEST_ID_ATTRIBUTE,
+    SQS_MAX_MESSAGE_BYTES,
+    Envelope,
+    EnvelopeError,
+    email_id_for,
+    format_timestamp,
+    largest_message_bytes,
+    parse_envelope,
+)
 
 RECEIVED = datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC)
 
@@ -170,3 +187,35 @@ def test_parse_never_raises_anything_but_envelope_error(body: bytes) -> None:
 )
 def test_timestamps_are_utc_with_milliseconds_whatever_the_zone(moment: datetime) -> None:
     assert format_timestamp(moment) == "2026-11-22T18:51:11.123Z"
+
+
+# Characters that grow most in an envelope, with plain ones; content's may hold no JSON-six-byte controls.
+_GROWING = '"\\\t\n\r\x0c\ufffe\uffffé€😀a'
+
+
+@given(
+    subject_char=st.sampled_from([c for c in _GROWING if c not in "\t\n\r\x0c"]),
+    sender_char=st.sampled_from([c for c in _GROWING if c not in "\t\n\r\x0c"]),
+    content_chars=st.text(alphabet=_GROWING, min_size=1, max_size=8),
+)
+def test_no_valid_email_makes_a_larger_message_than_the_bound(
+    subject_char: str, sender_char: str, content_chars: str
+) -> None:
+    unit = len(content_chars.encode("utf-8"))
+    content = "a" + content_chars * ((CONTENT_MAX_BYTES - 1) // unit)
+    email, errors = parse_email(
+        {
+            "email_subject": subject_char * SUBJECT_MAX_CHARS,
+            "email_sender": sender_char * SENDER_MAX_CHARS,
+            "email_timestream": TIMESTREAM_MAX,
+            "email_content": content,
+        }
+    )
+    assert errors == [] and email is not None
+    envelope = Envelope(email_id=email_id_for(None), received_at=RECEIVED, request_id="r" * 128, email=email)
+    attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
+    assert len(envelope.to_body().encode("utf-8")) + attribute <= largest_message_bytes()
+
+
+def test_the_largest_message_needs_a_queue_above_the_old_256_kib_and_fits_sqs() -> None:
+    assert 256 * 1024 < largest_message_bytes() <= SQS_MAX_MESSAGE_BYTES

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
+from api_service.config import DEFAULT_MAX_BODY_BYTES as MAX_BODY_BYTES
 from tests.reliability.harness import FaultyPipeline, http_status
 
-MAX_BODY_BYTES = 307_200  # the API's default MAX_BODY_BYTES
 RSS_GROWTH_LIMIT = 64 * 1024 * 1024
 GOOD = {"email_subject": "s", "email_sender": "a@example.com", "email_timestream": 1693561101, "email_content": "c"}
 
@@ -122,7 +122,8 @@ def test_hostile_bodies_get_clear_4xx(api: FaultyPipeline, name: str) -> None:
 
 
 def test_body_limit_holds_for_chunked_uploads(api: FaultyPipeline) -> None:
-    chunks = iter([b'{"data": {"email_content": "'] + [b"a" * 65_536] * 16 + [b'"}}'])  # ~1 MiB, no length
+    chunks = iter([b'{"data": {"email_content": "'] + [b"a" * 65_536] * 32 + [b'"}}'])  # ~2 MiB, no length
+    assert MAX_BODY_BYTES < 32 * 65_536
     status, _, document = _post(api, chunks)
     assert status == 413
     assert str(document["type"]).endswith("/payload-too-large")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from ingest_common.envelope import largest_message_bytes
 from tests.terraform import hcl
 from tests.terraform.hcl import MODULES_DIR, TERRAFORM_DIR, Config, load_dir, load_tree, parse_text
 from tests.tooling import REPO_ROOT
@@ -111,8 +112,9 @@ def test_queue_defaults_give_visibility_above_processing_plus_heartbeat_margin()
     ):
         assert _default(variables, visibility) > _default(variables, processing) + margin
     assert _default(queue.variables, "receive_wait_time_seconds") == 20
-    # The API accepts bodies of 300 KiB (MAX_BODY_BYTES): the queue must take more than the old 256 KiB limit.
-    assert _default(queue.variables, "max_message_size") > 307200
+    # A valid email's envelope can exceed the old 256 KiB limit: the queue must take the largest one.
+    assert _default(queue.variables, "max_message_size") >= largest_message_bytes()
+    assert f"var.max_message_size >= {largest_message_bytes()}" in (MODULES_DIR / "queue" / "variables.tf").read_text()
     # And the module enforces the rule for any value, not only for the defaults.
     main_queue = next(block for block in queue.of_type("aws_sqs_queue") if block.name == "this")
     conditions = [p["condition"] for lc in main_queue.body["lifecycle"] for p in lc["precondition"]]
