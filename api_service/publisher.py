@@ -22,12 +22,10 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ingest_common.aws import THROTTLING_CODES, error_code, is_retryable
+from ingest_common.sqs_limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
 
 log = structlog.get_logger("api_service.publisher")
 
-MAX_BATCH_ENTRIES: Final = 10
-# SQS raised the message and batch payload limit to 1 MiB in August 2025.
-MAX_BATCH_BYTES: Final = 1_048_576
 _BACKOFF_BASE_SECONDS: Final = 0.05
 _BACKOFF_CAP_SECONDS: Final = 2.0
 

@@ -106,7 +106,8 @@ def test_redrive_moves_dead_letters_back_and_dry_run_changes_nothing(
     dry = subprocess.run([*command, "--dry-run"], env=env, capture_output=True, text=True, timeout=120, check=False)
     assert dry.returncode == 0, dry.stderr
     assert json.loads(dry.stdout.splitlines()[-1])["summary"] == {
-        "received": 25, "moved": 0, "failed": 0, "dry_run": True,
+        "received": 25, "moved": 0, "left": 0, "failed": 0, "duplicates": 0, "not_sent": 0, "retries": 0,
+        "errors": {}, "stopped": None, "dry_run": True,
     }  # fmt: skip
     assert queue_depth(sqs_endpoint, resources.dead_letter_queue_url) == (25, 0)
     limited = subprocess.run([*command, "--max-messages", "10"], env=env, capture_output=True, text=True,

@@ -1,0 +1,29 @@
+"""SQS batch limits, and the payload size SQS counts against them, for every image that batches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Final
+
+MAX_BATCH_ENTRIES: Final = 10
+# SQS raised the message and batch payload limit to 1 MiB in August 2025.
+MAX_BATCH_BYTES: Final = 1_048_576
+
+
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def message_payload_bytes(body: str, attributes: Mapping[str, Mapping[str, Any]] | None = None) -> int:
+    """What SQS counts for one message: the body's UTF-8 bytes plus each attribute's name, type and value.
+
+    String and Number values count their UTF-8 bytes, Binary values their raw bytes (not the base64 on the wire).
+    """
+    size = _utf8_len(body)
+    for name, value in (attributes or {}).items():
+        size += _utf8_len(name) + _utf8_len(str(value.get("DataType", "")))
+        if (string_value := value.get("StringValue")) is not None:
+            size += _utf8_len(str(string_value))
+        if (binary_value := value.get("BinaryValue")) is not None:
+            size += len(binary_value if isinstance(binary_value, bytes | bytearray) else str(binary_value).encode())
+    return size
