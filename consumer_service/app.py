@@ -54,6 +54,11 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             max_receive_count=queue.max_receive_count or ASSUMED_MAX_RECEIVE_COUNT,
         )
 
+        # A configured timeout applies from the receive on: the heartbeat's first extension is timed by it.
+        receive_visibility: dict[str, Any] = (
+            {"VisibilityTimeout": visibility} if settings.visibility_timeout_seconds else {}
+        )
+
         async def receive(count: int) -> Any:
             return await aws.call(
                 "sqs",
@@ -65,6 +70,7 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
                     WaitTimeSeconds=settings.wait_time_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                     MessageAttributeNames=["All"],
+                    **receive_visibility,
                 ),
             )
 

@@ -19,6 +19,7 @@ from consumer_service.app import create_app
 from consumer_service.config import ConsumerSettings
 from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
 from devstack.emulator import MotoServer
+from devstack.faultproxy import FaultProxy, Mode
 from ingest_common.email import Email
 from ingest_common.envelope import Envelope, email_id_for
 from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
@@ -214,6 +215,35 @@ async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
     await wait_until(lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=60, what="recovery")
     assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/") for item in envelopes}
     assert queue_depth(sqs_endpoint, resources.dead_letter_queue_url) == (0, 0)
+
+
+async def test_a_configured_visibility_timeout_longer_than_the_queues_holds_from_the_receive(
+    sqs_endpoint: str,
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    moto_server: MotoServer,
+    stack_names: StackNames,
+    api_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VISIBILITY_TIMEOUT_SECONDS=10 on a queue of 2 s: the heartbeat first extends at 5 s, so through a store of
+    3 s or more only the receive itself can keep the message hidden."""
+    names = dataclasses.replace(stack_names, visibility_timeout_seconds=2)
+    resources = bootstrap(moto_server.endpoint_url, api_token, names, sqs_endpoint_url=sqs_endpoint)
+    item = envelope(1)
+    enqueue(sqs_endpoint, resources.queue_url, [item.to_body()])
+    with FaultProxy.for_url(aws_env, name="slow-s3") as slow_s3:
+        slow_s3.set_mode(Mode.LATENCY, latency=1.5)  # each way: a PutObject takes 3 s or more
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", slow_s3.endpoint_url)
+        consumer = await aiohttp_client(create_app(settings_for(resources, visibility_timeout_seconds=10)))
+        await wait_until(
+            lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=30, what="the slow store"
+        )
+        metrics = await metrics_of(consumer)
+    assert metric_value(metrics, "email_ingest_consumer_messages_received_total") == 1, "received twice"
+    assert metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "created"}) == 1
+    assert metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "already_stored"}) == 0
+    assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/")}
 
 
 async def test_queue_depth_metrics_cover_the_queue_and_its_dlq(
