@@ -154,6 +154,7 @@ class Consumer:
             try:
                 envelope = parse_envelope(message.get("Body", ""))
             except EnvelopeError as exc:
+                self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
                 await self._poison(message, exc)
                 return
             bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
@@ -164,6 +165,7 @@ class Consumer:
                 return
             stored_after = (datetime.now(UTC) - envelope.received_at).total_seconds()
             self._metrics.end_to_end.observe(max(0.0, stored_after))
+            self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
             deleted = await self._deleter.delete(receipt_handle)
             bound.info("email_stored", result=result.value, deleted=deleted)
         finally:
