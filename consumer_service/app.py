@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -17,7 +18,7 @@ from consumer_service.health import liveness, readiness
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.keys import CONSUMER, METRICS, REGISTRY, SETTINGS
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.poller import Consumer
+from consumer_service.poller import ASSUMED_MAX_RECEIVE_COUNT, Consumer, PoisonSchedule
 from consumer_service.queue_stats import QueueStats, attribute_names
 from consumer_service.writer import S3Writer
 from ingest_common.aws import AwsCallMetrics, client_config
@@ -46,7 +47,17 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         session.client("s3", region_name=settings.region, config=s3_config) as s3,
     ):
         queue_url = settings.queue_url
-        visibility = settings.visibility_timeout_seconds or await _queue_visibility(sqs, queue_url, aws)
+        queue = await _queue_attributes(sqs, queue_url, aws)
+        visibility = settings.visibility_timeout_seconds or queue.visibility_timeout_seconds
+        poison_schedule = PoisonSchedule(
+            window_seconds=settings.poison_retry_window_seconds,
+            max_receive_count=queue.max_receive_count or ASSUMED_MAX_RECEIVE_COUNT,
+        )
+
+        # A configured timeout applies from the receive on: the heartbeat's first extension is timed by it.
+        receive_visibility: dict[str, Any] = (
+            {"VisibilityTimeout": visibility} if settings.visibility_timeout_seconds else {}
+        )
 
         async def receive(count: int) -> Any:
             return await aws.call(
@@ -59,6 +70,7 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
                     WaitTimeSeconds=settings.wait_time_seconds,
                     MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
                     MessageAttributeNames=["All"],
+                    **receive_visibility,
                 ),
             )
 
@@ -119,6 +131,7 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             pollers=settings.pollers,
             max_in_flight=settings.max_in_flight,
             metrics=metrics,
+            poison_schedule=poison_schedule,
         )
         queues = {"main": queue_url}
         if settings.dead_letter_queue_url:
@@ -137,6 +150,8 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             pollers=settings.pollers,
             max_in_flight=settings.max_in_flight,
             visibility_timeout_seconds=visibility,
+            poison_retry_window_seconds=poison_schedule.window_seconds,
+            poison_max_receive_count=poison_schedule.max_receive_count,
         )
         try:
             yield
@@ -146,8 +161,14 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             await stats.stop()
 
 
-async def _queue_visibility(sqs: Any, queue_url: str, aws: AwsCallMetrics) -> int:
-    """The queue's own visibility timeout; warns when it has no redrive policy (poison would cycle)."""
+@dataclass(frozen=True, slots=True)
+class QueueAttributes:
+    visibility_timeout_seconds: int
+    max_receive_count: int | None  # None: no redrive policy, or it could not be read
+
+
+async def _queue_attributes(sqs: Any, queue_url: str, aws: AwsCallMetrics) -> QueueAttributes:
+    """The queue's visibility timeout and maxReceiveCount; warns when it has no redrive policy (poison would cycle)."""
     try:
         response = await aws.call(
             "sqs",
@@ -159,14 +180,25 @@ async def _queue_visibility(sqs: Any, queue_url: str, aws: AwsCallMetrics) -> in
             ),
         )
     except Exception:
-        log.warning("queue_attributes_unavailable", fallback_visibility_seconds=_FALLBACK_VISIBILITY_SECONDS)
-        return _FALLBACK_VISIBILITY_SECONDS
+        log.warning(
+            "queue_attributes_unavailable",
+            fallback_visibility_seconds=_FALLBACK_VISIBILITY_SECONDS,
+            assumed_max_receive_count=ASSUMED_MAX_RECEIVE_COUNT,
+        )
+        return QueueAttributes(_FALLBACK_VISIBILITY_SECONDS, None)
     attributes = response.get("Attributes", {})
+    visibility = int(attributes.get("VisibilityTimeout", _FALLBACK_VISIBILITY_SECONDS))
     if "RedrivePolicy" not in attributes:
         log.warning("queue_has_no_redrive_policy", consequence="poison messages are retried until they expire")
-    else:
-        log.info("queue_redrive_policy", policy=json.loads(attributes["RedrivePolicy"]))
-    return int(attributes.get("VisibilityTimeout", _FALLBACK_VISIBILITY_SECONDS))
+        return QueueAttributes(visibility, None)
+    policy = json.loads(attributes["RedrivePolicy"])
+    log.info("queue_redrive_policy", policy=policy)
+    try:
+        max_receive_count = max(1, int(policy["maxReceiveCount"]))
+    except (KeyError, TypeError, ValueError):
+        log.warning("queue_redrive_policy_unreadable", assumed_max_receive_count=ASSUMED_MAX_RECEIVE_COUNT)
+        return QueueAttributes(visibility, None)
+    return QueueAttributes(visibility, max_receive_count)
 
 
 def create_app(settings: ConsumerSettings, *, session: aioboto3.Session | None = None) -> web.Application:

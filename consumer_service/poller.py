@@ -1,8 +1,9 @@
 """The receive side: concurrent long polls feeding a bounded pool of message processors.
 
 A message is deleted only after its email is stored; a poison message is never deleted by us and is
-moved to the DLQ by the queue's redrive policy (see docs/design.md); on drain, long polls are
-cancelled, work under way finishes within the grace period and the rest is released (visibility 0).
+moved to the DLQ by the queue's redrive policy, no sooner than the poison retry window after its first
+receive (see `PoisonSchedule` and docs/design.md); on drain, long polls are cancelled, work under way
+finishes within the grace period and the rest is released (visibility 0).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +31,33 @@ ReceiveMessages = Callable[[int], Awaitable[Mapping[str, Any]]]
 ChangeVisibility = Callable[[str, int], Awaitable[Any]]
 
 _MAX_RECEIVE = 10
-_POISON_BACKOFF_BASE_SECONDS = 1
-_POISON_BACKOFF_CAP_SECONDS = 900
 _RECEIVE_ERROR_BACKOFF_CAP_SECONDS = 10.0
+MAX_VISIBILITY_SECONDS = 43_200  # SQS: 12 hours from the receive
+ASSUMED_MAX_RECEIVE_COUNT = 5  # when the queue's redrive policy cannot be read
+
+
+@dataclass(frozen=True, slots=True)
+class PoisonSchedule:
+    """How long a poison message stays invisible after each receive, so that it reaches the DLQ late enough.
+
+    SQS delivers a message `max_receive_count` times and moves it to the DLQ at the next receive. The delays
+    double from one receive to the next and are scaled so that those after receives 1 .. max_receive_count - 1
+    add up to at least `window_seconds` (the last delivery's delay comes on top): a message that every
+    receive rejects stays in the main queue at least that long after its first receive, long enough for a
+    rolling deploy to bring a consumer that can read it. Each delay is whole seconds, at least 1 and at most
+    SQS's 12 hours (`window_seconds` is capped there, so the guarantee holds).
+    """
+
+    window_seconds: int
+    max_receive_count: int
+
+    def delay_seconds(self, receive_count: int) -> int:
+        window = min(max(self.window_seconds, 1), MAX_VISIBILITY_SECONDS)
+        spread = max(1, self.max_receive_count - 1)  # the receives whose delays must cover the window
+        step = min(max(receive_count, 1), spread)  # past the spread: the longest delay again
+        # ceil(window * 2**(step-1) / (2**spread - 1)), in integers (spread may be in the hundreds)
+        exact = -(-window * (1 << (step - 1)) // ((1 << spread) - 1))
+        return min(max(exact, 1), MAX_VISIBILITY_SECONDS)
 
 
 class Consumer:
@@ -46,6 +72,7 @@ class Consumer:
         pollers: int,
         max_in_flight: int,
         metrics: ConsumerMetrics,
+        poison_schedule: PoisonSchedule,
     ) -> None:
         self._receive = receive
         self._change_visibility = change_visibility
@@ -55,6 +82,7 @@ class Consumer:
         self._poller_count = pollers
         self._slots = SlotPool(max_in_flight)
         self._metrics = metrics
+        self._poison_schedule = poison_schedule
         self._pollers: list[asyncio.Task[None]] = []
         self._processing: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
         self._stopping = False
@@ -126,6 +154,7 @@ class Consumer:
             try:
                 envelope = parse_envelope(message.get("Body", ""))
             except EnvelopeError as exc:
+                self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
                 await self._poison(message, exc)
                 return
             bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
@@ -136,6 +165,7 @@ class Consumer:
                 return
             stored_after = (datetime.now(UTC) - envelope.received_at).total_seconds()
             self._metrics.end_to_end.observe(max(0.0, stored_after))
+            self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
             deleted = await self._deleter.delete(receipt_handle)
             bound.info("email_stored", result=result.value, deleted=deleted)
         finally:
@@ -147,7 +177,7 @@ class Consumer:
         """Left to the redrive policy: never deleted here, made visible again with a growing delay."""
         receive_count = _receive_count(message)
         self._metrics.poison[exc.reason].inc()
-        delay = min(_POISON_BACKOFF_BASE_SECONDS * 2 ** (receive_count - 1), _POISON_BACKOFF_CAP_SECONDS)
+        delay = self._poison_schedule.delay_seconds(receive_count)
         log.error(
             "poison_message",
             message_id=message.get("MessageId"),

@@ -24,6 +24,9 @@ Modes:
     Connections (new and open) are kept but nothing is forwarded either way: the client waits for its read
     timeout. Leaving this mode resets the connections it stalled, the way a middlebox that dropped their state
     would, so that a client on a long timeout notices the recovery promptly; nothing they sent was forwarded.
+    ``set_mode(Mode.PASS, reset_stalled=False)`` leaves them hung instead (a peer that vanished without a
+    reset), until a later ``set_mode`` resets them: only the connections opened from then on work, the way one
+    stuck call among healthy ones looks.
 
 The proxy runs an asyncio loop in a background thread; ``set_mode`` is thread-safe and takes effect before it
 returns. ``python -m devstack.faultproxy --upstream HOST:PORT`` runs one standalone, with a small control
@@ -163,15 +166,18 @@ class FaultProxy:
             raise failure[0]
         return self
 
-    def set_mode(self, mode: Mode | str, *, latency: float = 0.0) -> None:
-        """Switches the fault; open connections are treated as the mode says before this returns."""
+    def set_mode(self, mode: Mode | str, *, latency: float = 0.0, reset_stalled: bool = True) -> None:
+        """Switches the fault; open connections are treated as the mode says before this returns.
+
+        ``reset_stalled=False``: connections a blackhole stalled stay stalled (not reset, nothing forwarded).
+        """
         mode = Mode(mode)
         if mode is Mode.LATENCY and latency <= 0:
             raise ValueError("latency mode needs latency > 0")
         if latency < 0:
             raise ValueError("latency must be >= 0")
         loop = self._require_loop()
-        future = asyncio.run_coroutine_threadsafe(self._apply(mode, latency), loop)
+        future = asyncio.run_coroutine_threadsafe(self._apply(mode, latency, reset_stalled), loop)
         future.result(10)
 
     @contextlib.contextmanager
@@ -219,14 +225,14 @@ class FaultProxy:
         with self._lock:
             setattr(self._stats, name, getattr(self._stats, name) + amount)
 
-    async def _apply(self, mode: Mode, latency: float) -> None:
+    async def _apply(self, mode: Mode, latency: float, reset_stalled: bool = True) -> None:
         previous = self._mode
         self._mode = mode
         self._latency = latency
         with self._lock:
             self._stats.mode_changes.append((time.time(), mode.value))
         for connection in list(self._connections):
-            if mode is Mode.REFUSE or (connection.stalled and mode is not Mode.BLACKHOLE):
+            if mode is Mode.REFUSE or (connection.stalled and mode is not Mode.BLACKHOLE and reset_stalled):
                 self._drop(connection)
                 self._count("reset")
             elif mode is Mode.BLACKHOLE:

@@ -19,6 +19,13 @@ def test_defaults() -> None:
     assert (settings.pollers, settings.max_in_flight, settings.wait_time_seconds) == (4, 64, 20)
     assert settings.key_prefix == "emails/"
     assert settings.dead_letter_queue_url is None
+    assert settings.poison_retry_window_seconds == 1800
+    assert settings.visibility_timeout_seconds == 0
+
+
+def test_poison_retry_window_is_read() -> None:
+    settings = ConsumerSettings.from_env({**REQUIRED, "POISON_RETRY_WINDOW_SECONDS": "600"})
+    assert settings.poison_retry_window_seconds == 600
 
 
 @pytest.mark.parametrize(
@@ -28,6 +35,8 @@ def test_defaults() -> None:
         ("CONSUMER_MAX_IN_FLIGHT", "many"),
         ("SQS_WAIT_TIME_SECONDS", "21"),
         ("HEARTBEAT_FRACTION", "1.5"),
+        ("POISON_RETRY_WINDOW_SECONDS", "0"),
+        ("POISON_RETRY_WINDOW_SECONDS", "43201"),
         ("S3_KEY_PREFIX", "emails"),
         ("SQS_DLQ_URL", "dlq"),
     ],

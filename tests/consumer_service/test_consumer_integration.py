@@ -19,6 +19,7 @@ from consumer_service.app import create_app
 from consumer_service.config import ConsumerSettings
 from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
 from devstack.emulator import MotoServer
+from devstack.faultproxy import FaultProxy, Mode
 from ingest_common.email import Email
 from ingest_common.envelope import Envelope, email_id_for
 from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
@@ -135,7 +136,7 @@ async def test_poison_goes_to_the_dlq_through_the_redrive_policy_without_blockin
     bad_email = orjson.dumps({**orjson.loads(good[0].to_body()), "email": {"email_subject": ""}}).decode()
     poison = ["not json at all", bad_version, bad_email]
     enqueue(sqs_endpoint, resources.queue_url, [poison[0], *(item.to_body() for item in good), poison[1], poison[2]])
-    consumer = await aiohttp_client(create_app(settings_for(resources)))
+    consumer = await aiohttp_client(create_app(settings_for(resources, poison_retry_window_seconds=2)))
     await wait_until(lambda: len(stored_objects(aws_env, resources.bucket)) == 5, timeout=30, what="the good emails")
     await wait_until(
         lambda: queue_depth(sqs_endpoint, resources.dead_letter_queue_url)[0] == 3,
@@ -149,6 +150,44 @@ async def test_poison_goes_to_the_dlq_through_the_redrive_policy_without_blockin
     for reason in ("invalid_json", "unsupported_version", "invalid_envelope"):
         assert metric_value(metrics, "email_ingest_consumer_poison_messages_total", {"reason": reason}) >= 1
     assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 5
+
+
+async def test_poison_stays_in_the_queue_for_the_retry_window_then_reaches_the_dlq(
+    sqs_endpoint: str,
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    moto_server: MotoServer,
+    stack_names: StackNames,
+    api_token: str,
+) -> None:
+    """A newer API's envelope, which only a newer consumer can read, outlasts a rolling deploy of that length."""
+    names = dataclasses.replace(stack_names, max_receive_count=3, visibility_timeout_seconds=2)
+    resources = bootstrap(moto_server.endpoint_url, api_token, names, sqs_endpoint_url=sqs_endpoint)
+    window = 12  # delays 4 s and 8 s after the first two receives, then 8 s: the DLQ after about 20 s
+    newer_version = orjson.dumps({**orjson.loads(envelope(1).to_body()), "v": 2}).decode()
+    enqueue(sqs_endpoint, resources.queue_url, [newer_version])
+    started = time.monotonic()
+    consumer = await aiohttp_client(create_app(settings_for(resources, poison_retry_window_seconds=window)))
+    # Until the window has passed since the first receive (which is after `started`), it is in the main queue.
+    while time.monotonic() - started < window - 0.5:
+        main = await asyncio.to_thread(queue_depth, sqs_endpoint, resources.queue_url)
+        dead = await asyncio.to_thread(queue_depth, sqs_endpoint, resources.dead_letter_queue_url)
+        assert dead == (0, 0), f"in the DLQ {time.monotonic() - started:.1f} s after the start, before the window"
+        assert sum(main) == 1
+        await asyncio.sleep(0.25)
+    await wait_until(
+        lambda: queue_depth(sqs_endpoint, resources.dead_letter_queue_url)[0] == 1,
+        timeout=30,
+        what="the poison to reach the DLQ after the window",
+    )
+    assert time.monotonic() - started >= window
+    assert queue_depth(sqs_endpoint, resources.queue_url) == (0, 0)
+    [dead_letter] = receive_all(sqs_endpoint, resources.dead_letter_queue_url, expected=1)
+    assert dead_letter["Body"] == newer_version, "kept as it was sent"
+    metrics = await metrics_of(consumer)
+    rejected = metric_value(metrics, "email_ingest_consumer_poison_messages_total", {"reason": "unsupported_version"})
+    assert rejected == 3, "delivered maxReceiveCount times, then moved by SQS"
+    assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 0
 
 
 async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
@@ -176,6 +215,35 @@ async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
     await wait_until(lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=60, what="recovery")
     assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/") for item in envelopes}
     assert queue_depth(sqs_endpoint, resources.dead_letter_queue_url) == (0, 0)
+
+
+async def test_a_configured_visibility_timeout_longer_than_the_queues_holds_from_the_receive(
+    sqs_endpoint: str,
+    aiohttp_client: ClientFactory,
+    aws_env: str,
+    moto_server: MotoServer,
+    stack_names: StackNames,
+    api_token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """VISIBILITY_TIMEOUT_SECONDS=10 on a queue of 2 s: the heartbeat first extends at 5 s, so through a store of
+    3 s or more only the receive itself can keep the message hidden."""
+    names = dataclasses.replace(stack_names, visibility_timeout_seconds=2)
+    resources = bootstrap(moto_server.endpoint_url, api_token, names, sqs_endpoint_url=sqs_endpoint)
+    item = envelope(1)
+    enqueue(sqs_endpoint, resources.queue_url, [item.to_body()])
+    with FaultProxy.for_url(aws_env, name="slow-s3") as slow_s3:
+        slow_s3.set_mode(Mode.LATENCY, latency=1.5)  # each way: a PutObject takes 3 s or more
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", slow_s3.endpoint_url)
+        consumer = await aiohttp_client(create_app(settings_for(resources, visibility_timeout_seconds=10)))
+        await wait_until(
+            lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=30, what="the slow store"
+        )
+        metrics = await metrics_of(consumer)
+    assert metric_value(metrics, "email_ingest_consumer_messages_received_total") == 1, "received twice"
+    assert metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "created"}) == 1
+    assert metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "already_stored"}) == 0
+    assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/")}
 
 
 async def test_queue_depth_metrics_cover_the_queue_and_its_dlq(

@@ -251,7 +251,11 @@ def live(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> I
         log_dir=workdir / "logs",
         emulator_endpoint_url=moto_server.endpoint_url,
         api_env={"PUBLISH_MAX_PENDING": "2", "PUBLISH_LINGER_MS": "200", "MAX_BODY_BYTES": str(MAX_BODY_BYTES)},
-        consumer_env={"QUEUE_METRICS_INTERVAL_SECONDS": "1", "SQS_WAIT_TIME_SECONDS": "1"},
+        consumer_env={
+            "QUEUE_METRICS_INTERVAL_SECONDS": "1",
+            "SQS_WAIT_TIME_SECONDS": "1",
+            "POISON_RETRY_WINDOW_SECONDS": "2",
+        },
     )
     stack = LocalStack(config)  # its ports are chosen here: Prometheus starts first and finds the services up later
     with running_prometheus(stack.api_port, stack.consumer_port, workdir / "prometheus") as prometheus, stack:
@@ -266,7 +270,7 @@ def live(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> I
         # time) now grow between two samples, so their rates are not 0.
         wait_for_scrapes_after(prometheus, time.time(), 2)
         asyncio.run(_drive(stack.api_url, stack.token, traffic))
-        # The poison message reaches the DLQ after max_receive_count receives (1 s, then 2 s of back-off).
+        # The poison message reaches the DLQ after max_receive_count receives (2 s, then 2 s of back-off).
         wait_for(lambda: queue_depth(stack.endpoint_url, resources.dead_letter_queue_url)[0] == 1, timeout=30,
                  interval=0.25, message="the poison message to reach the DLQ")  # fmt: skip
         accepted = traffic.statuses["valid"].count(200) + traffic.statuses["burst"].count(200)

@@ -120,6 +120,22 @@ def test_blackhole_never_answers_and_leaving_it_resets_the_stalled_connections(p
         assert _echo(after) == b"ping"
 
 
+def test_leaving_blackhole_without_reset_keeps_the_stalled_connections_hung(proxy: FaultProxy) -> None:
+    with _connect(proxy) as open_before:
+        assert _echo(open_before) == b"ping"
+        proxy.set_mode(Mode.BLACKHOLE)
+        proxy.set_mode(Mode.PASS, reset_stalled=False)
+        open_before.settimeout(0.5)
+        open_before.sendall(b"hello")
+        with pytest.raises(TimeoutError):
+            open_before.recv(10)  # neither answered nor reset: hung
+        with _connect(proxy) as new:
+            assert _echo(new) == b"ping", "new connections pass"
+        proxy.set_mode(Mode.PASS)  # a later change with the default resets it after all
+        open_before.settimeout(2)
+        assert _is_reset(open_before)
+
+
 def test_fault_context_manager_restores_pass(proxy: FaultProxy) -> None:
     with proxy.fault(Mode.REFUSE):
         during = proxy.mode

@@ -198,6 +198,7 @@ data:
   SQS_WAIT_TIME_SECONDS: {{ $c.sqsWaitTimeSeconds | quote }}
   VISIBILITY_TIMEOUT_SECONDS: {{ $c.visibilityTimeoutSeconds | quote }}
   HEARTBEAT_FRACTION: {{ $c.heartbeatFraction | quote }}
+  POISON_RETRY_WINDOW_SECONDS: {{ $c.poisonRetryWindowSeconds | quote }}
   S3_MAX_ATTEMPTS: {{ $c.s3MaxAttempts | quote }}
   QUEUE_METRICS_INTERVAL_SECONDS: {{ $c.queueMetricsIntervalSeconds | quote }}
   {{- end }}
