@@ -32,6 +32,7 @@ from api_service.metrics import ApiMetrics
 from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher, PublisherMetrics
 from api_service.token_cache import TokenCache, TokenMetrics
+from api_service.token_source import SsmTokenSource
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.ids import RandomIds
 from ingest_common.logging import AccessLog
@@ -62,26 +63,19 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
     )
     async with aclosing(sqs), session.client("ssm", region_name=settings.region, config=ssm_config) as ssm:
 
-        async def fetch_token() -> str:
-            response = await aws_metrics.call(
-                "ssm",
-                "GetParameter",
-                partial(ssm.get_parameter, Name=settings.token_parameter_name, WithDecryption=True),
-            )
-            return str(response["Parameter"].get("Value", ""))
-
         async def send_batch(entries: list[dict[str, Any]]) -> dict[str, Any]:
             return await aws_metrics.call(
                 "sqs", "SendMessageBatch", partial(sqs.send_message_batch, settings.queue_url, entries)
             )
 
         token_cache = TokenCache(
-            fetch_token,
+            SsmTokenSource(ssm, settings.token_parameter_name, aws_metrics),
             refresh_seconds=settings.token_refresh_seconds,
             max_staleness_seconds=settings.token_max_staleness_seconds,
             rotation_grace_seconds=settings.token_rotation_grace_seconds,
+            early_refresh_seconds=settings.token_early_refresh_seconds,
+            metrics=TokenMetrics(registry),
         )
-        token_cache.metrics = TokenMetrics(registry, token_cache)
         publisher = BatchPublisher(
             send_batch,
             linger_seconds=settings.publish_linger_seconds,

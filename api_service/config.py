@@ -58,6 +58,7 @@ class ApiSettings:
     token_refresh_seconds: float = 300.0
     token_max_staleness_seconds: float = 3600.0
     token_rotation_grace_seconds: float = 900.0
+    token_early_refresh_seconds: float = 5.0
     publish_linger_seconds: float = 0.005
     publish_max_batches_in_flight: int = 16
     publish_max_pending: int = 2000
@@ -83,6 +84,7 @@ class ApiSettings:
             token_rotation_grace_seconds=env.number(
                 "TOKEN_ROTATION_GRACE_SECONDS", 900.0, minimum=0, maximum=7 * 86_400
             ),
+            token_early_refresh_seconds=env.number("TOKEN_EARLY_REFRESH_SECONDS", 5.0, minimum=1, maximum=3600),
             publish_linger_seconds=env.number("PUBLISH_LINGER_MS", 5.0, minimum=0, maximum=1000) / 1000,
             publish_max_batches_in_flight=env.integer("PUBLISH_MAX_BATCHES_IN_FLIGHT", 16, minimum=1, maximum=256),
             publish_max_pending=env.integer("PUBLISH_MAX_PENDING", 2000, minimum=1, maximum=1_000_000),

@@ -144,6 +144,8 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
     body_token = document.get("token")
     token = _bearer_token(request) or (body_token if isinstance(body_token, str) else None)
     verdict = app[TOKEN_CACHE].check(token)
+    if verdict is TokenCheck.INVALID:  # perhaps a version loaded by no refresh yet: one early refresh, rate-limited
+        verdict = await app[TOKEN_CACHE].recheck(token)
     if verdict is TokenCheck.UNAVAILABLE:
         return _unavailable(request, "token_unavailable", _TOKEN_UNAVAILABLE_RETRY_AFTER)
     if verdict is TokenCheck.INVALID:

@@ -752,7 +752,7 @@ def publisher_dashboard() -> Dashboard:
                     ),
                     Panel(
                         "SSM latency",
-                        "Duration of SSM calls (GetParameter).",
+                        "Duration of SSM calls (GetParameterHistory).",
                         "s",
                         _quantile_targets(AWS_DURATION, SSM),
                     ),

@@ -26,6 +26,7 @@ def test_defaults() -> None:
     assert settings.publish_linger_seconds == pytest.approx(0.005)
     assert settings.token_refresh_seconds == 300
     assert settings.token_rotation_grace_seconds == 900
+    assert settings.token_early_refresh_seconds == 5
 
 
 def test_region_falls_back_to_aws_default_region() -> None:
@@ -44,6 +45,8 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("MAX_BODY_BYTES", "10"),
         ("MEMORY_BUDGET_BYTES", "1024"),
         ("TOKEN_REFRESH_SECONDS", "nan"),
+        ("TOKEN_EARLY_REFRESH_SECONDS", "0.5"),  # below 1 s a flood of wrong tokens would reach SSM too often
+        ("TOKEN_EARLY_REFRESH_SECONDS", "soon"),
         ("LOG_LEVEL", "loud"),
         ("SQS_QUEUE_URL", "emails"),
     ],

@@ -66,7 +66,7 @@ def _api_registry() -> tuple[CollectorRegistry, Tick]:
         retries.inc()
         refreshes.labels("success").inc()
         refreshes.labels("failure").inc()
-        for service, operation in (("sqs", "SendMessageBatch"), ("ssm", "GetParameter")):
+        for service, operation in (("sqs", "SendMessageBatch"), ("ssm", "GetParameterHistory")):
             aws.labels(service, operation, "success").inc(10)
             aws.labels(service, operation, "error").inc()
             aws_duration.labels(service, operation).observe(0.03)

@@ -7,6 +7,7 @@ import hmac
 import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ import pytest
 
 from api_service import token_cache as token_cache_module
 from api_service.token_cache import TokenCache, TokenCheck
+from api_service.token_source import TokenVersion
 from devstack.faultproxy import Mode
 from tests.reliability.harness import TOKEN_MAX_STALENESS_SECONDS, FaultyPipeline, http_status
 
@@ -41,15 +43,20 @@ class _Spy:
         return self._real(left, right)
 
 
+class _History:
+    """Every value written one after the other just now, so that all are inside the grace period."""
+
+    def __init__(self, values: list[str]) -> None:
+        now = datetime.now(UTC)
+        self.history = [TokenVersion(number, value, now) for number, value in enumerate(values, start=1)]
+
+    async def versions(self) -> list[TokenVersion]:
+        return self.history
+
+
 async def _cache(values: list[str]) -> TokenCache:
-    remaining = list(values)
-
-    async def fetch() -> str:
-        return remaining.pop(0) if len(remaining) > 1 else remaining[0]
-
-    cache = TokenCache(fetch, refresh_seconds=300, max_staleness_seconds=3600, rotation_grace_seconds=300)
-    for _ in values:
-        assert await cache.refresh()
+    cache = TokenCache(_History(values), refresh_seconds=300, max_staleness_seconds=3600, rotation_grace_seconds=300)
+    assert await cache.refresh()
     return cache
 
 

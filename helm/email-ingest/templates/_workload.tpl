@@ -180,6 +180,7 @@ data:
   TOKEN_REFRESH_SECONDS: {{ $c.tokenRefreshSeconds | quote }}
   TOKEN_MAX_STALENESS_SECONDS: {{ $c.tokenMaxStalenessSeconds | quote }}
   TOKEN_ROTATION_GRACE_SECONDS: {{ $c.tokenRotationGraceSeconds | quote }}
+  TOKEN_EARLY_REFRESH_SECONDS: {{ $c.tokenEarlyRefreshSeconds | quote }}
   PUBLISH_LINGER_MS: {{ $c.publishLingerMs | quote }}
   PUBLISH_MAX_BATCHES_IN_FLIGHT: {{ $c.publishMaxBatchesInFlight | quote }}
   PUBLISH_MAX_PENDING: {{ $c.publishMaxPending | quote }}

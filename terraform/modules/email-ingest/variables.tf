@@ -137,13 +137,13 @@ variable "token_parameter_name" {
 }
 
 variable "token_rotation_grace_seconds" {
-  description = "TOKEN_ROTATION_GRACE_SECONDS given to the API (helm value api.config.tokenRotationGraceSeconds). Must exceed the token refresh period (300 s + 10% jitter) plus the time clients need to switch, or a rotation has a gap where neither token works everywhere."
+  description = "TOKEN_ROTATION_GRACE_SECONDS given to the API (helm value api.config.tokenRotationGraceSeconds): the previous token stays valid this long after SSM recorded the new one, on every pod. Must cover the time clients need to switch, and exceed the token refresh period (300 s + 10% jitter) so that every pod has reloaded before the old token ends (a pod that never saw the new token could otherwise accept the old one until its next refresh)."
   type        = number
   default     = 900
 
   validation {
     condition     = var.token_rotation_grace_seconds > 330 && var.token_rotation_grace_seconds <= 604800 && floor(var.token_rotation_grace_seconds) == var.token_rotation_grace_seconds
-    error_message = "token_rotation_grace_seconds must be a whole number of seconds above 330 (the API's refresh period of 300 s plus 10% jitter) and at most 604800 (7 days, the API's limit)."
+    error_message = "token_rotation_grace_seconds must be a whole number of seconds above 330 (the API's refresh period of 300 s plus 10% jitter, so that every pod has reloaded before the old token ends) and at most 604800 (7 days, the API's limit)."
   }
 }
 

@@ -61,9 +61,11 @@ resource "aws_iam_role" "api" {
 }
 
 data "aws_iam_policy_document" "api" {
+  # Every version with its LastModifiedDate: the previous token's grace counts from when SSM recorded the next
+  # one, so all pods agree. The API makes no other SSM call (no GetParameter).
   statement {
     sid       = "ReadToken"
-    actions   = ["ssm:GetParameter"]
+    actions   = ["ssm:GetParameterHistory"]
     resources = [var.token_parameter_arn]
   }
 
