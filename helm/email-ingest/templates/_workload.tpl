@@ -185,7 +185,12 @@ data:
   PUBLISH_MAX_BATCHES_IN_FLIGHT: {{ $c.publishMaxBatchesInFlight | quote }}
   PUBLISH_MAX_PENDING: {{ $c.publishMaxPending | quote }}
   PUBLISH_DEADLINE_SECONDS: {{ $c.publishDeadlineSeconds | quote }}
-  MAX_BODY_BYTES: {{ $c.maxBodyBytes | quote }}
+  {{- with $c.maxBodyBytes }}
+  MAX_BODY_BYTES: {{ . | int64 | quote }}
+  {{- end }}
+  {{- with $c.memoryBudgetBytes }}
+  MEMORY_BUDGET_BYTES: {{ . | int64 | quote }}
+  {{- end }}
   {{- else }}
   CONSUMER_HOST: "0.0.0.0"
   CONSUMER_PORT: {{ include "email-ingest.port" . | quote }}
