@@ -119,13 +119,15 @@ class EmailClient(FastHttpUser):
             return
         limit += MIX.idempotent_retry
         body = payloads.request_body(payloads.valid_email(self.rng, CONTENT_SIZE), TOKEN)
+        # Every email carries a key, as a client that may retry should: a 503 or a lost answer can come
+        # after SQS took the email, and only the key makes the retry land on the same stored object.
+        key = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
         if draw < limit:
-            key = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))
             first = self._post(ACCEPT_IDEMPOTENT, body, 200, idempotency_key=key)
             # A client retries after a lost answer, a timeout or a 503: the key makes it safe.
             self._post(RETRY_IDEMPOTENT, body, 200, idempotency_key=key, same_email_id_as=first.email_id)
             return
-        self._post(ACCEPT, body, 200)
+        self._post(ACCEPT, body, 200, idempotency_key=key)
 
     def _post(
         self,

@@ -180,13 +180,9 @@ def check_health(options: Options, deadline: float) -> None:
 def post_email(options: Options, email: dict[str, str], deadline: float) -> str:
     url = f"{options.api_url}/api/email"
     payload = json.dumps({"data": email, "token": options.token}).encode()
-    status, body = _http(
-        "POST",
-        url,
-        body=payload,
-        headers={"Content-Type": "application/json", "Accept": "application/json"},
-        timeout=_request_timeout(deadline),
-    )
+    # A key, as every client that may retry should send: a rerun after a lost answer stores no duplicate.
+    headers = {"Content-Type": "application/json", "Accept": "application/json", "Idempotency-Key": str(uuid.uuid4())}
+    status, body = _http("POST", url, body=payload, headers=headers, timeout=_request_timeout(deadline))
     if status != 200:
         raise SmokeError(f"POST {url} answered {status} (expected 200): {_excerpt(body)}")
     try:

@@ -141,13 +141,12 @@ async def post_email(
     token: str,
     data: dict[str, Any],
     *,
-    idempotency_key: str | None,
+    idempotency_key: str,
     ledger: Ledger,
 ) -> tuple[int, dict[str, Any], float]:
-    """One POST; returns (status, JSON body or {}, seconds). Connection errors come back as status 0."""
-    headers = {"Authorization": f"Bearer {token}"}
-    if idempotency_key is not None:
-        headers["Idempotency-Key"] = idempotency_key
+    """One POST, always with a key (its retries must map to one object); returns (status, JSON body or {},
+    seconds). Connection errors come back as status 0."""
+    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key}
     started = time.monotonic()
     try:
         async with session.post(f"{api_url}/api/email", json={"data": data}, headers=headers) as response:

@@ -54,6 +54,7 @@ class StubApi:
     health_status: int = 200
     on_post: Callable[[dict[str, Any]], tuple[int, bytes]] = lambda _body: (500, b"no handler")
     requests: list[tuple[str, str]] = field(default_factory=list)
+    idempotency_keys: list[str | None] = field(default_factory=list)
     url: str = ""
 
 
@@ -81,6 +82,7 @@ def stub_api() -> Iterator[StubApi]:
 
         def do_POST(self) -> None:
             state.requests.append(("POST", self.path))
+            state.idempotency_keys.append(self.headers.get("Idempotency-Key"))
             length = int(self.headers.get("Content-Length", "0"))
             raw = self.rfile.read(length)
             if self.path != "/api/email" or self.headers.get("Content-Type") != "application/json":
@@ -280,6 +282,8 @@ def test_happy_path_reports_ok_and_timings(
     for timing in ("healthz=", "post=", "stored_after_post=", "total="):
         assert timing in out
     assert stub_api.requests == [("GET", "/healthz"), ("POST", "/api/email")]
+    [key] = stub_api.idempotency_keys
+    assert key, "the smoke test posts with an Idempotency-Key, so a rerun after a lost answer stores no duplicate"
     assert TOKEN not in out
 
 

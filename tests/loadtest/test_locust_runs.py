@@ -140,6 +140,7 @@ def test_good_api_passes_with_reports(locust_run: LocustRun) -> None:
     assert seen["invalid_payload"] > 0
     assert seen["malformed_json"] > 0
     assert seen["idempotent"] > 0
+    assert seen["accepted"] == 0, "every valid email carries an Idempotency-Key, as a client that retries should"
     assert "shed" not in stats
 
 
