@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date
 
+from api_service.config import DEFAULT_MAX_BODY_BYTES as MAX_BODY_BYTES
 from devstack.faultproxy import Mode
 from tests.reliability.harness import TOKEN_MAX_STALENESS_SECONDS, FaultyPipeline, http_status, http_text, soak
 
@@ -100,7 +101,7 @@ def _drive(pipeline: FaultyPipeline, token: str) -> list[Answer]:
             "too-large",
             "POST",
             "/api/email",
-            json.dumps({"token": token, "data": {**_email(5), "email_content": "a" * 400_000}}).encode(),
+            json.dumps({"token": token, "data": {**_email(5), "email_content": "a" * MAX_BODY_BYTES}}).encode(),
             {**json_type, **bearer},
         ),
         _request(
@@ -108,7 +109,7 @@ def _drive(pipeline: FaultyPipeline, token: str) -> list[Answer]:
             "too-large-chunked",
             "POST",
             "/api/email",
-            iter([json.dumps({"token": token}).encode(), b" " * 200_000, b" " * 200_000]),
+            iter([json.dumps({"token": token}).encode(), b" " * MAX_BODY_BYTES, b" " * 1024]),
             {**json_type, **bearer},
         ),
         _request(
