@@ -69,7 +69,12 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             )
 
         token_cache = TokenCache(
-            SsmTokenSource(ssm, settings.token_parameter_name, aws_metrics),
+            SsmTokenSource(
+                ssm,
+                settings.token_parameter_name,
+                aws_metrics,
+                rotation_grace_seconds=settings.token_rotation_grace_seconds,
+            ),
             refresh_seconds=settings.token_refresh_seconds,
             max_staleness_seconds=settings.token_max_staleness_seconds,
             rotation_grace_seconds=settings.token_rotation_grace_seconds,

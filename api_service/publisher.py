@@ -22,7 +22,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from ingest_common.aws import THROTTLING_CODES, error_code, is_retryable
-from ingest_common.sqs_limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES
+from ingest_common.sqs_limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, message_payload_bytes
 
 log = structlog.get_logger("api_service.publisher")
 
@@ -155,7 +155,7 @@ class BatchPublisher:
         entry = _Entry(
             body=body,
             attributes=attributes or {},
-            size=len(body.encode("utf-8")) + _attributes_size(attributes),
+            size=message_payload_bytes(body, attributes),
             future=loop.create_future(),
             enqueued_at=now,
             deadline=now + self._deadline,
@@ -418,12 +418,3 @@ def _answered_index(result: Mapping[str, Any], batch_size: int, answered: set[in
         return None
     answered.add(index)
     return index
-
-
-def _attributes_size(attributes: Mapping[str, Any] | None) -> int:
-    if not attributes:
-        return 0
-    size = 0
-    for name, value in attributes.items():
-        size += len(name) + len(value.get("DataType", "")) + len(value.get("StringValue", ""))
-    return size

@@ -9,7 +9,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from ingest_common.envelope import SQS_MAX_MESSAGE_BYTES
+from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 
 DUMMY_CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "testing",
@@ -54,7 +54,7 @@ def emulator_client(service: str, endpoint_url: str, region: str = "us-east-1") 
 def ensure_queues(sqs_endpoint_url: str, names: StackNames) -> tuple[str, str]:
     sqs = emulator_client("sqs", sqs_endpoint_url, names.region)
     # SQS's largest size for both: a valid email's envelope can be 520 KiB (envelope.largest_message_bytes).
-    size = str(SQS_MAX_MESSAGE_BYTES)
+    size = str(MAX_MESSAGE_BYTES)
     dlq_url = sqs.create_queue(
         QueueName=names.dead_letter_queue,
         Attributes={"MessageRetentionPeriod": "1209600", "MaximumMessageSize": size},

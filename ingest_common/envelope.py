@@ -23,10 +23,9 @@ from ingest_common.email import (
     parse_email,
 )
 from ingest_common.ids import RandomIds
+from ingest_common.sqs_limits import message_payload_bytes
 
 ENVELOPE_VERSION: Final = 1
-# SQS's largest message (body and attributes), raised from 256 KiB in August 2025; queues default to it.
-SQS_MAX_MESSAGE_BYTES: Final = 1_048_576
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
 # Namespace for email ids derived from a client's Idempotency-Key (uuid5), fixed forever.
 IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11")
@@ -126,9 +125,8 @@ def largest_message_bytes() -> int:
             content='"' * CONTENT_MAX_BYTES,
         ),
     )
-    # SQS counts each attribute's name, data type and value toward the message size.
-    attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + _MAX_ID_CHARS
-    return len(worst.to_body().encode("utf-8")) + attribute
+    attributes = {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": worst.request_id}}
+    return message_payload_bytes(worst.to_body(), attributes)
 
 
 def _parse_timestamp(value: object) -> datetime | None:

@@ -6,8 +6,9 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 MAX_BATCH_ENTRIES: Final = 10
-# SQS raised the message and batch payload limit to 1 MiB in August 2025.
+# SQS raised the message and batch payload limit to 1 MiB in August 2025; new queues default to it.
 MAX_BATCH_BYTES: Final = 1_048_576
+MAX_MESSAGE_BYTES: Final = 1_048_576
 
 
 def _utf8_len(text: str) -> int:

@@ -22,7 +22,6 @@ from ingest_common.email import (
 )
 from ingest_common.envelope import (
     REQUEST_ID_ATTRIBUTE,
-    SQS_MAX_MESSAGE_BYTES,
     Envelope,
     EnvelopeError,
     email_id_for,
@@ -30,6 +29,7 @@ from ingest_common.envelope import (
     largest_message_bytes,
     parse_envelope,
 )
+from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 
 RECEIVED = datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC)
 
@@ -218,4 +218,4 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
 
 
 def test_the_largest_message_needs_a_queue_above_the_old_256_kib_and_fits_sqs() -> None:
-    assert 256 * 1024 < largest_message_bytes() <= SQS_MAX_MESSAGE_BYTES
+    assert 256 * 1024 < largest_message_bytes() <= MAX_MESSAGE_BYTES

@@ -253,6 +253,7 @@ def iam() -> Config:
 def test_api_may_only_read_the_token_and_publish(iam: Config) -> None:
     assert hcl.granted_actions(iam, "api") == {
         "ssm:GetParameterHistory",
+        "ssm:GetParameters",
         "kms:Decrypt",
         "sqs:SendMessage",
         "kms:GenerateDataKey",

@@ -61,11 +61,12 @@ resource "aws_iam_role" "api" {
 }
 
 data "aws_iam_policy_document" "api" {
-  # Every version with its LastModifiedDate: the previous token's grace counts from when SSM recorded the next
-  # one, so all pods agree. The API makes no other SSM call (no GetParameter).
+  # Every version with its LastModifiedDate (GetParameterHistory, not decrypted): the previous token's grace
+  # counts from when SSM recorded the next one, so all pods agree. Then GetParameters decrypts only the
+  # versions still accepted (name:version selectors). The API makes no other SSM call.
   statement {
     sid       = "ReadToken"
-    actions   = ["ssm:GetParameterHistory"]
+    actions   = ["ssm:GetParameterHistory", "ssm:GetParameters"]
     resources = [var.token_parameter_arn]
   }
 
