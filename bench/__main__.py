@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import platform
@@ -221,7 +222,12 @@ def overload_large(
             url = f"http://{LOOPBACK}:{port}/api/email"
             baseline = psutil.Process(api.pid).memory_info().rss
             runs = [run_wrk(url, script, pid=api.pid, seconds=seconds, connections=600) for _ in range(2)]
-            healthy = _answers(f"http://{LOOPBACK}:{port}/healthz")
+            # Right after the load the API may still be reading and discarding the shed requests' bodies.
+            health = functools.partial(_answers, f"http://{LOOPBACK}:{port}/healthz")
+            try:
+                recovered = f"serving again after {wait(health, 30, 'healthz'):.1f} s"
+            except RuntimeError:
+                recovered = "NOT serving 30 s later"
         finally:
             api.stop()
             emulator_client("sqs", sqs).purge_queue(QueueUrl=large_queue)
@@ -230,7 +236,7 @@ def overload_large(
             "6 overload 250 kB",
             f"{label}: RSS start -> peak run 1 -> peak run 2 (MiB), 503 share",
             f"{baseline / MIB:.0f} -> {runs[0].peak_rss_bytes / MIB:.0f} -> {runs[1].peak_rss_bytes / MIB:.0f}",
-            f"{sum(run.non_2xx for run in runs) / requests:.0%} of {requests}" + ("" if healthy else ", NOT serving"),
+            f"{sum(run.non_2xx for run in runs) / requests:.0%} of {requests}, {recovered}",
         )
     report.notes.append("overload 250 kB: the chart's API memory limit is 512 MiB (helm values api.resources)")
 
