@@ -10,6 +10,9 @@ import pytest
 from tests.reliability.harness import FaultyPipeline, pipeline_fixture
 
 CANARY_PREFIX = "CANARYTOKEN"
+# Longer than the reliability suite's 3 s: the SSM fault proxy runs in the test process, and the hostile tests
+# keep that process busy (1,000 sockets, 20,000-key documents) long enough to delay a refresh past 3 s.
+TOKEN_MAX_STALENESS_SECONDS = 10.0
 
 
 @pytest.fixture(scope="package")
@@ -22,7 +25,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory, canary_token: str) -> Iter
     yield from pipeline_fixture(
         tmp_path_factory.mktemp("security-logs"),
         token=canary_token,
-        api_env={"LOG_LEVEL": "debug"},
+        api_env={"LOG_LEVEL": "debug", "TOKEN_MAX_STALENESS_SECONDS": str(TOKEN_MAX_STALENESS_SECONDS)},
         consumer_env={"LOG_LEVEL": "debug"},
     )
 

@@ -16,7 +16,8 @@ from datetime import date
 
 from api_service.config import DEFAULT_MAX_BODY_BYTES as MAX_BODY_BYTES
 from devstack.faultproxy import Mode
-from tests.reliability.harness import TOKEN_MAX_STALENESS_SECONDS, FaultyPipeline, http_status, http_text, soak
+from tests.reliability.harness import FaultyPipeline, http_status, http_text, soak
+from tests.security.conftest import TOKEN_MAX_STALENESS_SECONDS
 
 DAY = date(2030, 2, 1)
 
