@@ -103,7 +103,7 @@ def test_request_id_travels_from_the_api_to_the_consumer_logs(stack: LocalStack)
 def test_smoke_script_passes_against_the_local_stack(stack: LocalStack) -> None:
     assert stack.resources is not None
     completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "smoke.py"), "--api-url", stack.api_url, "--token", stack.token,
+        [sys.executable, str(REPO_ROOT / "scripts" / "smoke.py"), "--api-url", stack.api_url, f"--token={stack.token}",
          "--bucket", stack.resources.bucket, "--region", "us-east-1", "--s3-endpoint-url", stack.endpoint_url,
          "--timeout", "30"],
         env={**stack.aws_env(), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120, check=False,
@@ -115,7 +115,7 @@ def test_smoke_script_fails_when_the_consumer_is_down(stack: LocalStack) -> None
     assert stack.resources is not None and stack.consumer is not None
     stack.consumer.stop()
     completed = subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "smoke.py"), "--api-url", stack.api_url, "--token", stack.token,
+        [sys.executable, str(REPO_ROOT / "scripts" / "smoke.py"), "--api-url", stack.api_url, f"--token={stack.token}",
          "--bucket", stack.resources.bucket, "--region", "us-east-1", "--s3-endpoint-url", stack.endpoint_url,
          "--timeout", "3"],
         env={**stack.aws_env(), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True, timeout=120, check=False,
