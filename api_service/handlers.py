@@ -181,8 +181,9 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
     )
     message_body = envelope.to_body()
     # Held until SQS answers: the parsed content, the envelope and its copy in the SendMessageBatch
-    # request, where JSON escapes it once more (at most twice its size). No await since the body was
-    # read, so the check sees every other request's reservation.
+    # request, where JSON escapes it once more (at most twice its size). Reserved only now that the email
+    # is known valid; until here the parsed document is covered by the body's two-copy reservation, except
+    # while an unknown token waits (at most 2 s, rate-limited) for an early refresh.
     if not held.add(sys.getsizeof(email.content) + 3 * len(message_body)):
         return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
     try:
