@@ -42,18 +42,12 @@ from devstack.bootstrap import StackNames, emulator_client, ensure_queues
 from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
+from devstack.gofakes3 import GoFakeS3Server
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
 from devstack.stack import LocalStack, StackConfig
 from tests.aws_helpers import metric_value
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOOLS_BIN = (
-    Path(
-        os.environ.get("EMAIL_INGEST_TOOLS_DIR")
-        or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "email-ingest" / "tools"
-    )
-    / "bin"
-)
 SQS_OPERATIONS = (
     "SendMessageBatch",
     "ReceiveMessage",
@@ -265,18 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         elasticmq = ElasticMQServer(queue_name="bench-api", dlq_name="bench-api-dlq")
         elasticmq.start()
         stack.callback(elasticmq.stop)
-        gofakes3 = TOOLS_BIN / "gofakes3"
-        if gofakes3.exists():
-            s3_port = free_port()
-            s3_server = ManagedProcess(
-                "gofakes3",
-                [str(gofakes3), "-backend", "memory", "-host", f"{LOOPBACK}:{s3_port}", "-quiet"],
-                log_path=work / "gofakes3.log",
-            )
+        s3_server = GoFakeS3Server(log_path=work / "gofakes3.log", quiet=True)
+        if s3_server.installed():
             s3_server.start()
             stack.callback(s3_server.stop)
-            s3_url = f"http://{LOOPBACK}:{s3_port}"
-            wait(lambda: _answers(s3_url), 10, "gofakes3")
+            s3_url = s3_server.endpoint_url
             report.notes.append("S3: gofakes3 (in memory)")
         else:
             s3_url = moto.endpoint_url

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
@@ -39,12 +40,13 @@ class Resources:
     token_parameter: str
 
 
-def emulator_client(service: str, endpoint_url: str, region: str = "us-east-1") -> Any:
+def emulator_client(service: str, endpoint_url: str, region: str = "us-east-1", *, config: Config | None = None) -> Any:
     """A boto3 client for an emulator endpoint, with the placeholder credentials emulators accept."""
     return boto3.client(
         service,
         endpoint_url=endpoint_url,
         region_name=region,
+        config=config,
         aws_access_key_id=DUMMY_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=DUMMY_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
         aws_session_token=DUMMY_CREDENTIALS["AWS_SESSION_TOKEN"],
@@ -77,14 +79,22 @@ def ensure_queues(sqs_endpoint_url: str, names: StackNames) -> tuple[str, str]:
 
 
 def bootstrap(
-    endpoint_url: str, token: str, names: StackNames | None = None, *, sqs_endpoint_url: str | None = None
+    endpoint_url: str,
+    token: str,
+    names: StackNames | None = None,
+    *,
+    sqs_endpoint_url: str | None = None,
+    s3_endpoint_url: str | None = None,
 ) -> Resources:
-    """SSM SecureString with the token, the queue with its DLQ and redrive policy, and the bucket."""
+    """SSM SecureString with the token, the queue with its DLQ and redrive policy, and the bucket.
+
+    SQS and S3 can be other servers than the emulator that holds SSM (ElasticMQ and gofakes3 for LOCAL_AWS=fast).
+    """
     names = names or StackNames()
     ssm = emulator_client("ssm", endpoint_url, names.region)
     ssm.put_parameter(Name=names.token_parameter, Value=token, Type="SecureString", Overwrite=True)
     queue_url, dlq_url = ensure_queues(sqs_endpoint_url or endpoint_url, names)
-    s3 = emulator_client("s3", endpoint_url, names.region)
+    s3 = emulator_client("s3", s3_endpoint_url or endpoint_url, names.region)
     try:
         s3.create_bucket(Bucket=names.bucket)
     except ClientError as exc:

@@ -41,6 +41,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack import processes
+from devstack.tools import tools_dir
 
 ELASTICMQ_VERSION = "1.7.1"
 """Must match ``<elasticmq.version>`` in tools/elasticmq/pom.xml (a test checks it)."""
@@ -64,18 +65,21 @@ class ElasticMQError(RuntimeError):
     """ElasticMQ is not installed, did not start, or died."""
 
 
-def tools_dir() -> Path:
-    """``$EMAIL_INGEST_TOOLS_DIR``, else ``${XDG_CACHE_HOME:-~/.cache}/email-ingest/tools`` (as lib.sh)."""
-    configured = os.environ.get("EMAIL_INGEST_TOOLS_DIR")
-    if configured:
-        return Path(configured)
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache) / "email-ingest" / "tools"
-
-
 def default_install_dir(version: str = ELASTICMQ_VERSION) -> Path:
     """Where install-elasticmq.sh puts a version: ``<tools dir>/elasticmq/<version>`` (jars in ``lib/``)."""
     return tools_dir() / "elasticmq" / version
+
+
+def install_problem(install_dir: Path | None = None) -> str | None:
+    """What is missing to start ElasticMQ (a Java runtime, the jars), or None."""
+    server_jar = (install_dir or default_install_dir()) / "lib" / f"elasticmq-server_2.13-{ELASTICMQ_VERSION}.jar"
+    if not server_jar.is_file():
+        return f"ElasticMQ is not installed ({server_jar} is missing)"
+    try:
+        _java_executable()
+    except ElasticMQError as exc:
+        return str(exc)
+    return None
 
 
 def _java_executable() -> str:
@@ -117,6 +121,9 @@ class ElasticMQServer:
 
     The main queue redrives a message to the DLQ once it has been received ``max_receive_count`` times without
     being deleted (ElasticMQ's ``deadLettersQueue`` setting, the equivalent of an SQS ``RedrivePolicy``).
+
+    With ``create_queues=False`` the server starts with no queue: the caller creates them over the API
+    (devstack.bootstrap.ensure_queues, as on moto), so that both local backends get the same attributes.
     """
 
     def __init__(
@@ -132,6 +139,7 @@ class ElasticMQServer:
         work_dir: Path | None = None,
         jvm_options: Sequence[str] = DEFAULT_JVM_OPTIONS,
         startup_timeout_seconds: float = 60.0,
+        create_queues: bool = True,
     ) -> None:
         for name in (queue_name, dlq_name):
             if not _QUEUE_NAME.fullmatch(name):
@@ -154,6 +162,7 @@ class ElasticMQServer:
         self.install_dir = install_dir or default_install_dir()
         self.jvm_options = tuple(jvm_options)
         self.startup_timeout_seconds = startup_timeout_seconds
+        self.create_queues = create_queues
         self._requested_port = port
         self._port: int | None = None
         self._given_work_dir = work_dir
@@ -163,13 +172,33 @@ class ElasticMQServer:
         self._queue_url: str | None = None
         self._dlq_url: str | None = None
         self.startup_seconds: float | None = None
-        """Wall time from spawning the JVM until both queues answered GetQueueUrl."""
+        """Wall time from spawning the JVM until both queues answered GetQueueUrl (or ListQueues, without queues)."""
 
     # -- configuration -------------------------------------------------------------------------------------------
 
     def render_config(self, port: int) -> str:
         """The HOCON file passed as ``-Dconfig.file``."""
         dlq = _hocon_string(self.dlq_name)
+        queues = (
+            f"""
+  {dlq} {{
+    defaultVisibilityTimeout = {self.visibility_timeout_seconds} seconds
+    delay = 0 seconds
+    receiveMessageWait = {self.receive_wait_seconds} seconds
+  }}
+  {_hocon_string(self.queue_name)} {{
+    defaultVisibilityTimeout = {self.visibility_timeout_seconds} seconds
+    delay = 0 seconds
+    receiveMessageWait = {self.receive_wait_seconds} seconds
+    deadLettersQueue {{
+      name = {dlq}
+      maxReceiveCount = {self.max_receive_count}
+    }}
+  }}
+"""
+            if self.create_queues
+            else "\n"
+        )
         return f"""\
 # Rendered by devstack/elasticmq.py. Keeps the bundled pekko settings (request timeout above 20 s long polls).
 include classpath("application.conf")
@@ -202,22 +231,7 @@ aws {{
   accountId = {_hocon_string(ACCOUNT_ID)}
 }}
 
-queues {{
-  {dlq} {{
-    defaultVisibilityTimeout = {self.visibility_timeout_seconds} seconds
-    delay = 0 seconds
-    receiveMessageWait = {self.receive_wait_seconds} seconds
-  }}
-  {_hocon_string(self.queue_name)} {{
-    defaultVisibilityTimeout = {self.visibility_timeout_seconds} seconds
-    delay = 0 seconds
-    receiveMessageWait = {self.receive_wait_seconds} seconds
-    deadLettersQueue {{
-      name = {dlq}
-      maxReceiveCount = {self.max_receive_count}
-    }}
-  }}
-}}
+queues {{{queues}}}
 """
 
     # -- properties ----------------------------------------------------------------------------------------------
@@ -235,13 +249,13 @@ queues {{
     @property
     def queue_url(self) -> str:
         if self._queue_url is None:
-            raise ElasticMQError("ElasticMQ is not running")
+            raise ElasticMQError("ElasticMQ is not running" if self.create_queues else "no queue of its own")
         return self._queue_url
 
     @property
     def dlq_url(self) -> str:
         if self._dlq_url is None:
-            raise ElasticMQError("ElasticMQ is not running")
+            raise ElasticMQError("ElasticMQ is not running" if self.create_queues else "no queue of its own")
         return self._dlq_url
 
     @property
@@ -348,8 +362,11 @@ queues {{
                 # ElasticMQ logs a failed bind but keeps the JVM running: do not wait for the timeout.
                 raise ElasticMQError(f"ElasticMQ could not start on {self.endpoint_url}:\n{self._log_tail()}")
             try:
-                self._queue_url = client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
-                self._dlq_url = client.get_queue_url(QueueName=self.dlq_name)["QueueUrl"]
+                if self.create_queues:
+                    self._queue_url = client.get_queue_url(QueueName=self.queue_name)["QueueUrl"]
+                    self._dlq_url = client.get_queue_url(QueueName=self.dlq_name)["QueueUrl"]
+                else:
+                    client.list_queues()
             except (BotoCoreError, ClientError) as error:
                 last_error = error
                 time.sleep(0.1)

@@ -28,7 +28,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
 import sys
 import tempfile
@@ -50,7 +49,7 @@ if __package__ in {None, ""}:  # run as a script: make the repo's packages impor
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
-from devstack.processes import ManagedProcess, free_port, http_status
+from devstack.gofakes3 import GoFakeS3Server
 from devstack.stack import LocalStack, StackConfig
 from ingest_common.envelope import email_id_for
 
@@ -500,26 +499,14 @@ class Soak:
         at 100k emails here, swapping the machine; gofakes3 is a Go server with an in-memory backend."""
         if self.s3 == "moto":
             return None
-        binary = (
-            Path(os.environ.get("EMAIL_INGEST_TOOLS_DIR") or Path.home() / ".cache/email-ingest/tools") / "bin/gofakes3"
-        )
-        if not binary.exists():
+        server = GoFakeS3Server(log_path=self.log_dir / "gofakes3.log", quiet=True)
+        if not server.installed():
             if self.s3 == "gofakes3":
-                raise SystemExit(f"gofakes3 is not installed at {binary} (scripts/tools/install-gofakes3.sh)")
+                raise SystemExit(f"gofakes3 is not installed at {server.binary} (scripts/tools/install-gofakes3.sh)")
             return None
-        port = free_port()
-        server = ManagedProcess(
-            "gofakes3",
-            [str(binary), "-backend", "memory", "-host", f"127.0.0.1:{port}", "-quiet"],
-            log_path=self.log_dir / "gofakes3.log",
-        )
-        server.start()
         self._servers.append(server)
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 10
-        while http_status(url) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return url
+        server.start()
+        return server.endpoint_url
 
     def run(self) -> int:
         run_id = uuid.uuid4().hex[:8]
@@ -530,7 +517,7 @@ class Soak:
         if mq is not None:
             config.sqs_endpoint_url = mq.endpoint_url
         stack = self.stack = LocalStack(config)
-        self._servers: list[ManagedProcess] = []
+        self._servers: list[GoFakeS3Server] = []
         try:
             stack.start()
             assert stack.resources is not None

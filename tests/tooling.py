@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.elasticmq import install_problem
+from devstack.gofakes3 import gofakes3_binary
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOOLS_DIR = Path(
     os.environ.get("EMAIL_INGEST_TOOLS_DIR")
@@ -46,3 +49,15 @@ def run_tool(
             f"--- stdout\n{completed.stdout}\n--- stderr\n{completed.stderr}"
         )
     return completed
+
+
+def require_fast_backend() -> None:
+    """ElasticMQ (and its Java runtime) and gofakes3, the servers of LOCAL_AWS=fast; fails under `make test`, skips
+    elsewhere, like require_tool."""
+
+    problem = install_problem() or (None if gofakes3_binary().is_file() else f"{gofakes3_binary()} is missing")
+    if problem:
+        message = f"LOCAL_AWS=fast: {problem}: run scripts/tools/install-elasticmq.sh and install-gofakes3.sh"
+        if os.environ.get("EMAIL_INGEST_REQUIRE_TOOLS") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
