@@ -9,7 +9,7 @@ export PATH := $(TOOLS_DIR)/bin:$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools lint fmt test test-fast run observe bench soak lock
+.PHONY: help venv tools lint fmt test test-fast run objects observe bench soak lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,11 +36,16 @@ test-fast: venv ## the unit tests that start no server (seconds)
 	pytest tests/ingest_common tests/api_service/test_publisher.py tests/api_service/test_token_cache.py \
 		tests/api_service/test_config.py tests/api_service/test_openapi.py tests/consumer_service/test_config.py $(PYTEST_ARGS)
 
-run: venv ## the whole pipeline on 127.0.0.1: moto, the API and the consumer
+run: venv ## the pipeline on 127.0.0.1: moto, the API, the consumer (LOCAL_AWS=fast: ElasticMQ + gofakes3, installed on demand)
+	@if [ "$${LOCAL_AWS:-moto}" = fast ]; then bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh; fi
 	python -m devstack
+
+objects: venv ## what make run stored: the keys and the newest (KEY=<key>: that one); same LOCAL_AWS, ports as make run
+	python -m devstack.objects $(KEY)
 
 observe: venv ## make run plus a Prometheus scraping it with the alert rules (PROMETHEUS_PORT, default 9090)
 	@command -v prometheus >/dev/null 2>&1 || bash scripts/tools/install-observability.sh
+	@if [ "$${LOCAL_AWS:-moto}" = fast ]; then bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh; fi
 	python -m observability.observe
 
 bench: venv ## the benchmark table (docs/benchmarks.md): API and consumer beside their ceilings, e2e latency, overload

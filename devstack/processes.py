@@ -135,6 +135,40 @@ def port_from_env(name: str, default: int, *, program: str) -> int:
     return int(raw)
 
 
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:`port` (or on every address at that port).
+
+    SO_REUSEADDR, as the servers set it: a port held only by connections closing (TIME_WAIT) counts as free.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return True
+    return False
+
+
+def require_free_ports(ports: Mapping[str, int], *, program: str) -> None:
+    """Exits naming the variable to change when a port (by its variable's name) is taken or given twice.
+
+    Checked before anything starts: a server that fails to bind later only says that it exited. Port 0 (a free
+    port picked at start) is not checked.
+    """
+    problems: list[str] = []
+    seen: dict[int, str] = {}
+    for name, port in ports.items():
+        if not port:
+            continue
+        if port in seen:
+            problems.append(f"{name} and {seen[port]} are both {port}: set {name} to another port")
+        elif port_in_use(port):
+            problems.append(f"{LOOPBACK}:{port} is in use: set {name} to a free port (e.g. {name}={free_port()})")
+        seen.setdefault(port, name)
+    if problems:
+        raise SystemExit("\n".join(f"{program}: {problem}" for problem in problems))
+
+
 def python_module(module: str, *args: str) -> list[str]:
     return [sys.executable, "-m", module, *args]
 

@@ -2,10 +2,11 @@
 
     python -m observability.observe
 
-Environment: API_PORT (8080), CONSUMER_PORT (8081), EMULATOR_PORT (5000), PROMETHEUS_PORT (9090),
-PROMETHEUS_SCRAPE_INTERVAL (5s), API_TOKEN (generated when unset), PROMETHEUS_BIN (the `prometheus` binary;
-default: PATH, then the tools folder of scripts/tools/install-observability.sh). Everything binds 127.0.0.1;
-Prometheus keeps its data in a temporary folder that is deleted on exit. Ctrl-C or SIGTERM stops everything.
+Environment: the variables of `make run` (LOCAL_AWS, API_PORT, CONSUMER_PORT, EMULATOR_PORT, SQS_PORT, S3_PORT,
+API_TOKEN; see devstack/__main__.py), PROMETHEUS_PORT (9090), PROMETHEUS_SCRAPE_INTERVAL (5s), PROMETHEUS_BIN (the
+`prometheus` binary; default: PATH, then the tools folder of scripts/tools/install-observability.sh). Everything
+binds 127.0.0.1; Prometheus keeps its data in a temporary folder that is deleted on exit, the local AWS servers
+their logs in another that is kept (the banner names the files). Ctrl-C or SIGTERM stops everything.
 
 `PrometheusServer` is also what the tests use to run a real Prometheus (tests/observability/).
 """
@@ -16,7 +17,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -27,9 +27,10 @@ from pathlib import Path
 from types import FrameType, TracebackType
 from typing import Any, Self
 
-from devstack.__main__ import curl_example
+from devstack.__main__ import aws_banner, curl_example, missing_tools
 from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port, port_from_env
-from devstack.stack import LocalStack, StackConfig
+from devstack.settings import stack_config_from_env
+from devstack.stack import LocalStack
 from observability.prometheus_config import render
 
 DEFAULT_SCRAPE_INTERVAL = "5s"
@@ -139,22 +140,13 @@ def graph_link(prometheus_url: str, promql: str) -> str:
     )
 
 
-def _port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        try:
-            sock.bind((LOOPBACK, port))
-        except OSError:
-            return True
-    return False
-
-
 def banner(stack: LocalStack, prometheus: PrometheusServer, scrape_interval: str) -> str:
     resources = stack.resources
     assert resources is not None
     queries = "\n".join(f"  {query}" for query in EXAMPLE_QUERIES)
     generated = "" if stack.config.token else " (generated; set API_TOKEN to choose one)"
     return (
-        f"\nlocal AWS (moto):   {stack.endpoint_url}\n"
+        f"\n{aws_banner(stack)}"
         f"API:                {stack.api_url}   (/healthz /readyz /metrics /openapi.json)\n"
         f"consumer:           {stack.consumer_url}   (/healthz /readyz /metrics)\n"
         f"queue:              {resources.queue_url}\n"
@@ -190,11 +182,9 @@ def _watch(stack: LocalStack, prometheus: PrometheusServer, stopping: threading.
 def main() -> int:
     prometheus_port = port_from_env("PROMETHEUS_PORT", 9090, program="observe")
     scrape_interval = os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "").strip() or DEFAULT_SCRAPE_INTERVAL
-    config = StackConfig(
-        api_port=port_from_env("API_PORT", 8080, program="observe"),
-        consumer_port=port_from_env("CONSUMER_PORT", 8081, program="observe"),
-        emulator_port=port_from_env("EMULATOR_PORT", 5000, program="observe"),
-        token=os.environ.get("API_TOKEN") or None,
+    config = stack_config_from_env(
+        "observe",
+        other_ports={"PROMETHEUS_PORT": prometheus_port},
         # Queue depth as often as Prometheus looks (the default, 15 s, suits production's 30 s scrapes).
         consumer_env={"QUEUE_METRICS_INTERVAL_SECONDS": "5"},
     )
@@ -206,8 +196,9 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    if _port_in_use(prometheus_port):
-        print(f"observe: {LOOPBACK}:{prometheus_port} is in use: set PROMETHEUS_PORT to a free port", file=sys.stderr)
+    problem = missing_tools(config, program="observe")
+    if problem:
+        print(problem, file=sys.stderr)
         return 1
     try:  # fail before starting anything when the configuration is wrong (a bad scrape interval)
         render(1, 2, scrape_interval=scrape_interval)
@@ -228,6 +219,7 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="email-ingest-prometheus-"))
+    config.emulator_log_dir = Path(tempfile.mkdtemp(prefix="email-ingest-run-"))
     stack = LocalStack(config)
     prometheus: PrometheusServer | None = None
     try:
