@@ -24,6 +24,7 @@ CDS_STAMP="$ELASTICMQ_VERSION $JAVA_ID"
 # devstack/elasticmq.py passes -XX:SharedArchiveFile when the file exists; a JVM that cannot use it ignores it.
 build_cds_archive() {
   local work port="" pid
+  log "building a class-data-sharing archive of ElasticMQ (faster start-ups; a few seconds)"
   work="$(mktemp -d)"
   cat >"$work/elasticmq.conf" <<CONF
 include classpath("application.conf")
@@ -68,10 +69,14 @@ if stamp_ok elasticmq "$ELASTICMQ_VERSION" && [ -f "$SERVER_JAR" ]; then
   exit 0
 fi
 
-command -v java >/dev/null 2>&1 || apt_install default-jre-headless
-command -v mvn >/dev/null 2>&1 || apt_install maven
+if ! command -v java >/dev/null 2>&1; then
+  log "no Java runtime (java) on PATH: installing Debian's default-jre-headless for ElasticMQ"
+  apt_install default-jre-headless
+  command -v java >/dev/null 2>&1 || { log "still no java on PATH after installing default-jre-headless"; exit 1; }
+fi
+command -v mvn >/dev/null 2>&1 || { log "no Maven (mvn): installing Debian's maven to fetch the jars"; apt_install maven; }
 
-log "fetching ElasticMQ $ELASTICMQ_VERSION from Maven Central"
+log "fetching ElasticMQ $ELASTICMQ_VERSION and its jars from Maven Central (once; ~/.m2 caches them)"
 staging="$(mktemp -d "$TOOLS_DIR/.elasticmq.XXXXXX")"
 trap 'rm -rf "$staging"' EXIT
 # -f: the pom stays read-only in the repo; copy-dependencies of a pom-packaged project writes nothing beside it.

@@ -29,21 +29,32 @@ go_install() {
   stamp_set "$name" "$target"
 }
 
-# apt_install PACKAGE... : installs Debian packages that are missing (CI runs as root).
+# apt_install PACKAGE... : installs Debian packages that are missing (CI runs as root), showing its progress
+# (the downloads and each package set up: a first install can take minutes); the whole output only on failure.
 apt_install() {
   local missing=()
   for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
   [ "${#missing[@]}" -eq 0 ] && return 0
-  log "apt-get install ${missing[*]}"
-  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null 2>&1 || { log "${missing[*]} missing: install them as root (apt-get install ${missing[*]})"; return 1; }
+    sudo="sudo"
+  fi
+  log "apt-get install ${missing[*]} (Debian packages; progress below)"
   # Installers run in parallel: one apt at a time (dpkg has a single lock).
   (
     flock 9
     if [ ! -f "$TOOLS_DIR/stamps/apt-updated" ] || [ -n "$(find "$TOOLS_DIR/stamps/apt-updated" -mmin +1440)" ]; then
+      log "apt-get update"
       $sudo apt-get update -qq
       stamp_set apt-updated "$(date +%s)"
     fi
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    out="$(mktemp)"
+    if ! DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}" 2>&1 \
+      | tee "$out" | sed -nu 's/^\(Need to get .*\|Get:.*\|Setting up .*\)$/[tools]   \1/p' >&2; then
+      log "apt-get install ${missing[*]} failed:"; cat "$out" >&2; rm -f "$out"; exit 1
+    fi
+    rm -f "$out"
   ) 9>"$TOOLS_DIR/apt.lock"
 }
 
