@@ -20,7 +20,9 @@ stamp_set() { mkdir -p "$TOOLS_DIR/stamps"; printf '%s' "$2" >"$TOOLS_DIR/stamps
 go_install() {
   local name="$1" target="$2"; shift 2
   if stamp_ok "$name" "$target" && [ -x "$TOOLS_BIN/$name" ]; then return 0; fi
-  log "building $name from $target"
+  # Debian's golang-go (1.19 in bookworm) is too old to fetch the toolchains these modules ask for (go >= 1.21 does).
+  command -v go >/dev/null 2>&1 || { log "$name is built from source with Go, which is not on PATH: install Go 1.21 or later (https://go.dev/dl/) and run this again"; return 1; }
+  log "building $name from $target (go's downloads below)"
   # Explicit failure check: callers may run this under `if` or `||`, where set -e does not apply.
   if ! GOBIN="$TOOLS_BIN" GOFLAGS="${GOFLAGS:-} -trimpath" CGO_ENABLED=0 go install "$@" "$target"; then
     log "failed to build $name"
