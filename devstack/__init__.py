@@ -1,4 +1,6 @@
-"""The local stack: an AWS emulator, the bootstrap of its resources and both services, on 127.0.0.1.
+"""The local stack: a local AWS (moto, or ElasticMQ + gofakes3 + moto), the bootstrap of its resources and both
+services, on 127.0.0.1.
 
-Used by `make run` (`python -m devstack`) and by the integration and end-to-end tests.
+Used by `make run` (`python -m devstack`), `make objects` (`python -m devstack.objects`), the benchmark, the soak
+and the integration and end-to-end tests.
 """

@@ -58,8 +58,8 @@ def aws_banner(stack: LocalStack) -> str:
             + line("SSM", "moto", stack.endpoint_url)
         )
     return (
-        "local AWS:          moto, nothing to install; it carries a few dozen requests a second\n"
-        "                    (LOCAL_AWS=fast make run: ElasticMQ and gofakes3, for load tests)\n"
+        "local AWS:          moto, nothing to install; it carries ~35 requests/s, so load-test with\n"
+        "                    LOCAL_AWS=fast make run (ElasticMQ and gofakes3; see loadtest/README.md)\n"
         + line("SQS, S3, SSM", "moto", stack.endpoint_url)
     )
 

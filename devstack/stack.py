@@ -3,8 +3,8 @@
 The local AWS is one of two backends (``StackConfig.local_aws``, ``LOCAL_AWS`` for `make run`):
 
 * ``moto`` (the default, nothing to install): one moto server for SSM, SQS and S3. Fine for correctness, but its
-  one process carries a few dozen requests a second: its receives and deletes rescan the queue, and the consumer's
-  polls starve the API's sends.
+  one process carries about 35 requests/s (loadtest/README.md): its receives and deletes rescan the queue, and the
+  consumer's polls starve the API's sends.
 * ``fast``: ElasticMQ as SQS and gofakes3 as S3 (scripts/tools installs both), moto for SSM only. The pipeline, not
   the emulator, sets the pace: use it for load tests.
 """
