@@ -99,12 +99,13 @@ class Launcher:
 
 
 @pytest.fixture
-def launch() -> Iterator[type[Launcher]]:
+def launch(tmp_path: Path) -> Iterator[type[Launcher]]:
     started: list[Launcher] = []
 
     class Tracked(Launcher):
         def __init__(self, env_overrides: dict[str, str]) -> None:
-            super().__init__(env_overrides)
+            # The logs' temporary folder (tempfile honours TMPDIR) in the test's, not left in /tmp.
+            super().__init__({"TMPDIR": str(tmp_path), **env_overrides})
             started.append(self)
 
     yield Tracked
@@ -186,13 +187,16 @@ def test_moto_launcher_serves_the_whole_pipeline_and_stops_everything(signum: in
     exercise(launcher, ports, "EMULATOR_PORT")
     logs = emulator_logs(launcher)
     assert set(logs) == {"moto"}
+    assert logs["moto"].name == "moto.log"
     assert ACCESS_LOG_LINE.search(logs["moto"].read_text()), "moto's access log is in the file the banner names"
     assert_no_access_log_on_the_console(launcher)
     stop_and_assert_nothing_left(launcher, signum, children)
 
 
 @pytest.mark.tools
-def test_fast_launcher_serves_the_whole_pipeline_and_ctrl_c_stops_everything(launch: type[Launcher]) -> None:
+def test_fast_launcher_serves_the_whole_pipeline_and_ctrl_c_stops_everything(
+    launch: type[Launcher], tmp_path: Path
+) -> None:
     require_fast_backend()
     ports = free_ports("fast")
     launcher = launch(ports | {"LOCAL_AWS": "fast", "API_TOKEN": "fast-token"})
@@ -210,7 +214,7 @@ def test_fast_launcher_serves_the_whole_pipeline_and_ctrl_c_stops_everything(lau
     exercise(launcher, ports, "S3_PORT")
     logs = emulator_logs(launcher)
     assert set(logs) == {"moto", "ElasticMQ", "gofakes3"}
-    assert all(path.is_file() for path in logs.values()), logs
+    assert all(path.is_file() and tmp_path in path.parents for path in logs.values()), logs
     assert "CREATE OBJECT" in logs["gofakes3"].read_text(), "gofakes3 logs the consumer's writes to its file"
     assert "ElasticMQ server" in logs["ElasticMQ"].read_text()
     assert_no_access_log_on_the_console(launcher)
