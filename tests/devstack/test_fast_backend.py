@@ -16,7 +16,7 @@ from devstack.bootstrap import StackNames, emulator_client, ensure_queues
 from devstack.emulator import MotoServer
 from devstack.gofakes3 import GoFakeS3Server
 from devstack.stack import LocalStack, StackConfig
-from ingest_common.envelope import SQS_MAX_MESSAGE_BYTES
+from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 from tests.tooling import require_fast_backend
 
 pytestmark = pytest.mark.tools
@@ -70,9 +70,9 @@ def test_queue_and_dlq_take_the_largest_sqs_message(fast_stack: LocalStack) -> N
     assert resources is not None
     sqs = emulator_client("sqs", fast_stack.sqs_endpoint_url)
     for url in (resources.queue_url, resources.dead_letter_queue_url):
-        sqs.send_message(QueueUrl=url, MessageBody="x" * SQS_MAX_MESSAGE_BYTES)
+        sqs.send_message(QueueUrl=url, MessageBody="x" * MAX_MESSAGE_BYTES)
         with pytest.raises(ClientError, match="MessageTooLong"):
-            sqs.send_message(QueueUrl=url, MessageBody="x" * (SQS_MAX_MESSAGE_BYTES + 1))
+            sqs.send_message(QueueUrl=url, MessageBody="x" * (MAX_MESSAGE_BYTES + 1))
         sqs.purge_queue(QueueUrl=url)
 
 
