@@ -14,6 +14,7 @@ from aiohttp import web
 from api_service.config import ApiSettings
 from api_service.handlers import ingest_email
 from api_service.health import liveness, openapi, readiness
+from api_service.ids import RandomIds
 from api_service.keys import (
     ACCESS_LOG,
     LIFECYCLE,
@@ -31,13 +32,12 @@ from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher, PublisherMetrics
+from api_service.sqs.json_client import SqsJsonClient, session_credentials
 from api_service.token_cache import TokenCache, TokenMetrics
 from api_service.token_source import SsmTokenSource
 from ingest_common.aws import AwsCallMetrics, client_config
-from ingest_common.ids import RandomIds
 from ingest_common.logging import AccessLog
 from ingest_common.metrics import metrics_handler, new_registry
-from ingest_common.sqs_json import SqsJsonClient, session_credentials
 
 
 async def sqs_endpoint(session: aioboto3.Session, region: str) -> str:

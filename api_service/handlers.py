@@ -9,6 +9,7 @@ from typing import Final
 import orjson
 from aiohttp import web
 
+from api_service.ids import email_id_for
 from api_service.keys import (
     LIFECYCLE,
     MEMORY_BUDGET,
@@ -24,7 +25,7 @@ from api_service.problems import problem
 from api_service.publisher import PublishRejected
 from api_service.token_cache import TokenCheck
 from ingest_common.email import FieldError, parse_email
-from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope, email_id_for
+from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope
 
 _BODY_KEYS: Final = frozenset({"data", "token"})
 _IDEMPOTENCY_KEY_MAX: Final = 255

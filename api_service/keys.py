@@ -9,11 +9,11 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from api_service.config import ApiSettings
+from api_service.ids import RandomIds
 from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
 from api_service.token_cache import TokenCache
-from ingest_common.ids import RandomIds
 from ingest_common.logging import AccessLog
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from api_service.ids import email_id_for
 from ingest_common.email import Email
-from ingest_common.envelope import Envelope, email_id_for
+from ingest_common.envelope import Envelope
 
 CONTENT = ("Just want to say... Happy new year!!! " * 12).strip()
 EMAIL = Email("Happy new year!", "John doe", 1693561101, CONTENT)

@@ -14,9 +14,9 @@ from typing import Any
 
 import aioboto3
 
+from api_service.sqs.json_client import SqsJsonClient, session_credentials
 from bench.emails import envelope_body
 from ingest_common.runtime import run_main
-from ingest_common.sqs_json import SqsJsonClient, session_credentials
 
 
 async def load(endpoint_url: str, queue_url: str, batches_per_second: float) -> None:

@@ -22,13 +22,10 @@ from ingest_common.email import (
     FieldError,
     parse_email,
 )
-from ingest_common.ids import RandomIds
 from ingest_common.sqs_limits import message_payload_bytes
 
 ENVELOPE_VERSION: Final = 1
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
-# Namespace for email ids derived from a client's Idempotency-Key (uuid5), fixed forever.
-IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11")
 _ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email"})
 _MAX_ID_CHARS: Final = 128
 
@@ -43,13 +40,6 @@ class EnvelopeError(ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-def email_id_for(idempotency_key: str | None, ids: RandomIds | None = None) -> str:
-    """A stable id for a client's Idempotency-Key, or a fresh random one (from `ids` when given)."""
-    if idempotency_key is None:
-        return ids.uuid4() if ids is not None else str(uuid.uuid4())
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
 
 
 def format_timestamp(moment: datetime) -> str:

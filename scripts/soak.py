@@ -47,11 +47,11 @@ import aiohttp
 if __package__ in {None, ""}:  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from api_service.ids import email_id_for
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.gofakes3 import GoFakeS3Server
 from devstack.stack import LocalStack, StackConfig
-from ingest_common.envelope import email_id_for
 
 KEY_PREFIX = "emails/"
 CLIENT_RETRY_AFTER_CAP_SECONDS = 2.0  # honour Retry-After, capped so that a run keeps its pace

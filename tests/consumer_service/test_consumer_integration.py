@@ -21,7 +21,7 @@ from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from ingest_common.email import Email
-from ingest_common.envelope import Envelope, email_id_for
+from ingest_common.envelope import Envelope
 from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
@@ -30,7 +30,7 @@ Consumer = TestClient[web.Request, web.Application]
 
 def envelope(index: int, *, content: str | None = None) -> Envelope:
     return Envelope(
-        email_id=email_id_for(f"{uuid.uuid4()}-{index}"),
+        email_id=str(uuid.uuid4()),
         received_at=datetime.now(UTC),
         request_id=f"req-{index}",
         email=Email(f"subject {index}", "John doe", 1693561101 + index * 86_400, content or f"content {index} é"),

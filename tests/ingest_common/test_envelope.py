@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,7 +25,6 @@ from ingest_common.envelope import (
     REQUEST_ID_ATTRIBUTE,
     Envelope,
     EnvelopeError,
-    email_id_for,
     format_timestamp,
     largest_message_bytes,
     parse_envelope,
@@ -33,11 +33,13 @@ from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 
 RECEIVED = datetime(2026, 11, 22, 18, 51, 11, 123456, tzinfo=UTC)
 
+EMAIL_ID = "0b6f1c2e-8a4d-4c3b-9e5f-2a1d7c6b5e4f"
+
 
 def make_envelope(**email_overrides: Any) -> Envelope:
     email: dict[str, Any] = {"subject": "Hi", "sender": "John doe", "timestream": 1693561101, "content": "Hello"}
     email.update(email_overrides)
-    return Envelope(email_id=email_id_for("key-1"), received_at=RECEIVED, request_id="req-1", email=Email(**email))
+    return Envelope(email_id=EMAIL_ID, received_at=RECEIVED, request_id="req-1", email=Email(**email))
 
 
 def test_round_trip() -> None:
@@ -53,7 +55,7 @@ def test_version_one_layout_is_stable() -> None:
     body = orjson.loads(make_envelope().to_body())
     assert body == {
         "v": 1,
-        "email_id": email_id_for("key-1"),
+        "email_id": EMAIL_ID,
         "received_at": "2026-11-22T18:51:11.123Z",
         "request_id": "req-1",
         "email": {
@@ -73,19 +75,13 @@ def test_s3_key_is_dated_by_the_emails_own_timestamp() -> None:
 def test_stored_object_holds_id_receipt_time_and_fields() -> None:
     stored = orjson.loads(make_envelope().stored_object())
     assert stored == {
-        "email_id": email_id_for("key-1"),
+        "email_id": EMAIL_ID,
         "received_at": "2026-11-22T18:51:11.123Z",
         "email_subject": "Hi",
         "email_sender": "John doe",
         "email_timestream": 1693561101,
         "email_content": "Hello",
     }
-
-
-def test_idempotency_key_gives_a_stable_id_and_none_gives_a_fresh_one() -> None:
-    assert email_id_for("abc") == email_id_for("abc")
-    assert email_id_for("abc") != email_id_for("abd")
-    assert email_id_for(None) != email_id_for(None)
 
 
 def test_body_escapes_code_points_sqs_refuses() -> None:
@@ -161,7 +157,7 @@ def _encodable(text: str) -> bool:
 
 @given(emails, st.text(alphabet="abcdef0123456789-", min_size=1, max_size=64))
 def test_every_valid_envelope_round_trips_and_is_sqs_safe(email: Email, request_id: str) -> None:
-    envelope = Envelope(email_id=email_id_for(None), received_at=RECEIVED, request_id=request_id, email=email)
+    envelope = Envelope(email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id=request_id, email=email)
     body = envelope.to_body()
     # SQS accepts #x9 #xA #xD #x20-#xD7FF #xE000-#xFFFD #x10000-#x10FFFF only.
     assert all(
@@ -212,7 +208,7 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
         }
     )
     assert errors == [] and email is not None
-    envelope = Envelope(email_id=email_id_for(None), received_at=RECEIVED, request_id="r" * 128, email=email)
+    envelope = Envelope(email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email)
     attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
     assert len(envelope.to_body().encode("utf-8")) + attribute <= largest_message_bytes()
 

@@ -25,7 +25,7 @@ import aioboto3
 import orjson
 from botocore.exceptions import ClientError
 
-from ingest_common.http1 import Http1Pool
+from api_service.sqs.http1 import Http1Pool
 
 _CONTENT_TYPE: Final = "application/x-amz-json-1.0"
 _ALGORITHM: Final = "AWS4-HMAC-SHA256"

@@ -1,4 +1,4 @@
-"""Random ids without a system call per id.
+"""Email ids: derived from a client's Idempotency-Key, or random without a system call per id.
 
 `uuid.uuid4()` reads 16 bytes from the kernel every time; at thousands of requests per second that
 syscall shows in profiles. This draws the same kernel randomness 4 KiB at a time.
@@ -7,8 +7,12 @@ syscall shows in profiles. This draws the same kernel randomness 4 KiB at a time
 from __future__ import annotations
 
 import os
+import uuid
+from typing import Final
 
 _CHUNK = 4096
+# Namespace for email ids derived from a client's Idempotency-Key (uuid5), fixed forever.
+IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11")
 
 
 class RandomIds:
@@ -36,3 +40,10 @@ class RandomIds:
     def hex(self) -> str:
         """128 random bits as 32 hex characters."""
         return self._take16().hex()
+
+
+def email_id_for(idempotency_key: str | None, ids: RandomIds | None = None) -> str:
+    """A stable id for a client's Idempotency-Key, or a fresh random one (from `ids` when given)."""
+    if idempotency_key is None:
+        return ids.uuid4() if ids is not None else str(uuid.uuid4())
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))

@@ -12,7 +12,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from ingest_common.sqs_json import SigV4Signer, _checked_batch, _error_from
+from api_service.sqs.json_client import SigV4Signer, _checked_batch, _error_from
 
 NOW = datetime(2026, 11, 22, 18, 51, 11, tzinfo=UTC)
 

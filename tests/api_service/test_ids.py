@@ -1,10 +1,10 @@
-"""Random ids drawn from a buffer of kernel randomness."""
+"""Email ids: uuid5 of an Idempotency-Key, or random ones drawn from a buffer of kernel randomness."""
 
 from __future__ import annotations
 
 import uuid
 
-from ingest_common.ids import RandomIds
+from api_service.ids import RandomIds, email_id_for
 
 
 def test_uuid4_values_are_valid_and_unique_across_refills() -> None:
@@ -31,3 +31,10 @@ def test_hex_ids_are_128_bits() -> None:
     values = {ids.hex() for _ in range(600)}
     assert len(values) == 600
     assert all(len(value) == 32 and int(value, 16) >= 0 for value in values)
+
+
+def test_idempotency_key_gives_a_stable_id_and_none_gives_a_fresh_one() -> None:
+    assert email_id_for("abc") == email_id_for("abc")
+    assert email_id_for("abc") != email_id_for("abd")
+    assert email_id_for(None) != email_id_for(None)
+    assert email_id_for(None, RandomIds()) != email_id_for(None, RandomIds())

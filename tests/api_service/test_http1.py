@@ -16,8 +16,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from api_service.sqs.http1 import Http1Pool, HttpProtocolError
 from ingest_common.aws import is_retryable
-from ingest_common.http1 import Http1Pool, HttpProtocolError
 
 LOOPBACK = "127.0.0.1"
 
