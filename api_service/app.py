@@ -26,14 +26,14 @@ from api_service.keys import (
     REGISTRY,
     SETTINGS,
     TOKEN_CACHE,
-    Lifecycle,
 )
+from api_service.lifecycle import Lifecycle
 from api_service.memory_budget import MemoryBudget
-from api_service.metrics import ApiMetrics
+from api_service.metrics import ApiMetrics, PublisherMetrics, TokenMetrics
 from api_service.middleware import observe_request
-from api_service.publisher import BatchPublisher, PublisherMetrics
+from api_service.publisher import BatchPublisher
 from api_service.sqs.json_client import SqsJsonClient, session_credentials
-from api_service.token_cache import TokenCache, TokenMetrics
+from api_service.token_cache import TokenCache
 from api_service.token_source import SsmTokenSource
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.logging import AccessLog

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
@@ -10,19 +9,12 @@ from prometheus_client import CollectorRegistry
 
 from api_service.config import ApiSettings
 from api_service.ids import RandomIds
+from api_service.lifecycle import Lifecycle
 from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
 from api_service.token_cache import TokenCache
 from ingest_common.logging import AccessLog
-
-
-@dataclass(slots=True)
-class Lifecycle:
-    """Set when SIGTERM arrives: readiness fails and new emails are refused while in-flight ones finish."""
-
-    draining: bool = False
-
 
 SETTINGS: Final = web.AppKey("settings", ApiSettings)
 REGISTRY: Final = web.AppKey("registry", CollectorRegistry)

@@ -13,7 +13,8 @@ from ingest_common.email import FieldError
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
 _TYPE_PREFIX: Final = "https://email-ingest.dev/problems/"
 
-# slug -> (status, title); the slug is also the `type` URI's last segment, documented in docs/api.md.
+# slug -> (status, title); the slug is also the `type` URI's last segment. The `Problem` schema is in openapi.json,
+# the statuses clients see in README.md ("The API").
 PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "malformed-json": (400, "The request body is not valid JSON"),
     "invalid-payload": (400, "The request payload is invalid"),

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from api_service.metrics import PublisherMetrics
 from ingest_common.aws import THROTTLING_CODES, error_code, is_retryable
-from ingest_common.sqs_limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, message_payload_bytes
+from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
 
 log = structlog.get_logger("api_service.publisher")
 
@@ -39,49 +39,6 @@ class PublishRejected(Exception):
         super().__init__(reason)
         self.reason = reason
         self.retry_after_seconds = retry_after_seconds
-
-
-class PublisherMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.batch_entries = Histogram(
-            "email_ingest_publisher_batch_entries",
-            "Entries per SendMessageBatch call.",
-            registry=registry,
-            buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
-        )
-        self.batch_bytes = Histogram(
-            "email_ingest_publisher_batch_bytes",
-            "Message body bytes per SendMessageBatch call.",
-            registry=registry,
-            buckets=(1024, 4096, 16384, 65536, 262144, 524288, 1048576),
-        )
-        flushes = Counter(
-            "email_ingest_publisher_flushes_total",
-            "Batches sent, by what triggered them.",
-            ["reason"],
-            registry=registry,
-        )
-        self.flushes = {reason: flushes.labels(reason) for reason in ("full", "size", "linger", "drain")}
-        failed = Counter(
-            "email_ingest_publisher_entries_failed_total",
-            "Entries SQS did not take in one attempt; 'deadline' and 'permanent' reach the client.",
-            ["reason"],
-            registry=registry,
-        )
-        self.failed = {reason: failed.labels(reason) for reason in ("retryable", "permanent", "deadline")}
-        self.retries = Counter(
-            "email_ingest_publisher_retries_total",
-            "Entries scheduled for another attempt.",
-            registry=registry,
-        )
-        self.pending = Gauge(
-            "email_ingest_publisher_pending_entries",
-            "Entries accepted by the publisher and not yet answered.",
-            registry=registry,
-        )
-        self.in_flight = Gauge(
-            "email_ingest_publisher_batches_in_flight", "SendMessageBatch calls under way.", registry=registry
-        )
 
 
 @dataclass(slots=True, eq=False)
@@ -176,17 +133,13 @@ class BatchPublisher:
         self._queued_bytes += entry.size
         # Wake the dispatcher only when it has something new to decide: a first entry (start the
         # linger clock) or a full batch. Waking it per entry costs CPU at high rates.
-        if (
-            len(self._queue) == 1
-            or len(self._queue) >= MAX_BATCH_ENTRIES
-            or self._queued_bytes >= self._max_batch_bytes
-        ):
+        if len(self._queue) == 1 or len(self._queue) >= SQS_MAX_BATCH or self._queued_bytes >= self._max_batch_bytes:
             self._wakeup.set()
 
     # -- the dispatcher ---------------------------------------------------------------------------
 
     def _batch_ready(self) -> bool:
-        return len(self._queue) >= MAX_BATCH_ENTRIES or self._queued_bytes >= self._max_batch_bytes
+        return len(self._queue) >= SQS_MAX_BATCH or self._queued_bytes >= self._max_batch_bytes
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -216,7 +169,7 @@ class BatchPublisher:
         batch: list[_Entry] = []
         size = 0
         reason = "drain" if self._draining else "linger"
-        while self._queue and len(batch) < MAX_BATCH_ENTRIES:
+        while self._queue and len(batch) < SQS_MAX_BATCH:
             entry = self._queue[0]
             if batch and size + entry.size > self._max_batch_bytes:
                 reason = "size"
@@ -228,7 +181,7 @@ class BatchPublisher:
                 continue
             batch.append(entry)
             size += entry.size
-        if len(batch) == MAX_BATCH_ENTRIES:
+        if len(batch) == SQS_MAX_BATCH:
             reason = "full"
         if batch and self._metrics:
             self._metrics.flushes[reason].inc()

@@ -17,8 +17,8 @@ from itertools import pairwise
 from typing import Protocol
 
 import structlog
-from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from api_service.metrics import TokenMetrics
 from api_service.token_source import TokenVersion
 from ingest_common.aws import error_code
 
@@ -39,41 +39,6 @@ class TokenSource(Protocol):
     async def versions(self) -> Sequence[TokenVersion]:
         """Every version of the token with the time it was written (raises when it cannot tell)."""
         ...
-
-
-class TokenMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.refreshes = Counter(
-            "email_ingest_token_refreshes_total",
-            "Token loads from SSM by outcome.",
-            ["outcome"],
-            registry=registry,
-        )
-        self.refresh_success = self.refreshes.labels("success")
-        self.refresh_failure = self.refreshes.labels("failure")
-        self.early_refreshes = Counter(
-            "email_ingest_token_early_refreshes_total",
-            "Token loads triggered by an unknown token, by outcome (rate_limited: none was allowed yet).",
-            ["outcome"],
-            registry=registry,
-        )
-        self.early_success = self.early_refreshes.labels("success")
-        self.early_failure = self.early_refreshes.labels("failure")
-        self.early_rate_limited = self.early_refreshes.labels("rate_limited")
-        self._age = Gauge(
-            "email_ingest_token_age_seconds",
-            "Seconds since the token was last loaded from SSM.",
-            registry=registry,
-        )
-        self._loaded = Gauge(
-            "email_ingest_token_loaded",
-            "1 while a usable (loaded, not stale) token is held.",
-            registry=registry,
-        )
-
-    def watch(self, cache: TokenCache) -> None:
-        self._age.set_function(cache.age_seconds)
-        self._loaded.set_function(lambda: 1.0 if cache.usable() else 0.0)
 
 
 @dataclass(frozen=True, slots=True)

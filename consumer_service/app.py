@@ -1,44 +1,41 @@
-"""The consumer's application factory: the data path runs beside a small health and metrics server."""
+"""The consumer's application factory: the data path runs beside a small health and metrics server.
+
+Two resources, each created, yielded and closed by its own cleanup context: the AWS adapters (one SQS and one S3
+client for the life of the process) and the consumer running on them. Tests hand in fakes for the adapters.
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
 
 import aioboto3
 import structlog
 from aiohttp import web
 
 from consumer_service.config import ConsumerSettings
+from consumer_service.consumer import Consumer, PoisonSchedule
 from consumer_service.deleter import BatchDeleter
 from consumer_service.health import liveness, readiness
 from consumer_service.heartbeat import Heartbeat
-from consumer_service.keys import CONSUMER, METRICS, REGISTRY, SETTINGS
+from consumer_service.keys import CONSUMER, METRICS, QUEUE, REGISTRY, SETTINGS, STORE
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.poller import ASSUMED_MAX_RECEIVE_COUNT, Consumer, PoisonSchedule
-from consumer_service.queue_stats import QueueStats, attribute_names
+from consumer_service.queue_stats import QueueStats
+from consumer_service.s3_store import ObjectStore, S3Store
+from consumer_service.sqs_queue import ASSUMED_MAX_RECEIVE_COUNT, Queue, SqsQueue
 from consumer_service.writer import S3Writer
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.metrics import metrics_handler, new_registry
 
 log = structlog.get_logger("consumer_service")
 
-_FALLBACK_VISIBILITY_SECONDS = 30
 
-
-async def aws_resources(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
-    """One SQS and one S3 client for the life of the process, and the consumer running on them."""
+async def aws_adapters(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    metrics = app[METRICS]
     aws = AwsCallMetrics(app[REGISTRY])
     # Long polls hold a connection each for up to WaitTimeSeconds: the read timeout must outlast them.
     sqs_config = client_config(
-        max_pool_connections=settings.pollers + 8,
-        read_timeout=settings.wait_time_seconds + 10.0,
-        max_attempts=3,
+        max_pool_connections=settings.pollers + 8, read_timeout=settings.wait_time_seconds + 10.0, max_attempts=3
     )
     # The writer retries with its own backoff; botocore must not multiply the attempts.
     s3_config = client_config(max_pool_connections=settings.max_in_flight, read_timeout=30.0, max_attempts=1)
@@ -46,168 +43,91 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         session.client("sqs", region_name=settings.region, config=sqs_config) as sqs,
         session.client("s3", region_name=settings.region, config=s3_config) as s3,
     ):
-        queue_url = settings.queue_url
-        queue = await _queue_attributes(sqs, queue_url, aws)
-        visibility = settings.visibility_timeout_seconds or queue.visibility_timeout_seconds
-        poison_schedule = PoisonSchedule(
-            window_seconds=settings.poison_retry_window_seconds,
-            max_receive_count=queue.max_receive_count or ASSUMED_MAX_RECEIVE_COUNT,
+        app[QUEUE] = SqsQueue(
+            sqs,
+            settings.queue_url,
+            aws,
+            wait_time_seconds=settings.wait_time_seconds,
+            visibility_timeout_seconds=settings.visibility_timeout_seconds,
         )
+        app[STORE] = S3Store(s3, settings.bucket, aws)
+        yield
 
-        # A configured timeout applies from the receive on: the heartbeat's first extension is timed by it.
-        receive_visibility: dict[str, Any] = (
-            {"VisibilityTimeout": visibility} if settings.visibility_timeout_seconds else {}
-        )
 
-        async def receive(count: int) -> Any:
-            return await aws.call(
-                "sqs",
-                "ReceiveMessage",
-                partial(
-                    sqs.receive_message,
-                    QueueUrl=queue_url,
-                    MaxNumberOfMessages=count,
-                    WaitTimeSeconds=settings.wait_time_seconds,
-                    MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
-                    MessageAttributeNames=["All"],
-                    **receive_visibility,
-                ),
-            )
+async def running_consumer(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    consumer = await build_consumer(settings, app[QUEUE], app[STORE], app[METRICS])
+    stats = QueueStats(
+        app[QUEUE].attributes,
+        queues={
+            "main": settings.queue_url,
+            **({"dlq": settings.dead_letter_queue_url} if settings.dead_letter_queue_url else {}),
+        },
+        interval_seconds=settings.queue_metrics_interval_seconds,
+        metrics=app[METRICS],
+    )
+    app[CONSUMER] = consumer
+    consumer.start()
+    stats.start()
+    yield
+    if not consumer.draining:  # SIGTERM drains it first (see __main__)
+        await consumer.drain(settings.shutdown_grace_seconds)
+    await stats.stop()
 
-        async def change_visibility(receipt_handle: str, seconds: int) -> Any:
-            return await aws.call(
-                "sqs",
-                "ChangeMessageVisibility",
-                partial(
-                    sqs.change_message_visibility,
-                    QueueUrl=queue_url,
-                    ReceiptHandle=receipt_handle,
-                    VisibilityTimeout=seconds,
-                ),
-            )
 
-        async def change_visibility_batch(entries: list[dict[str, Any]]) -> Any:
-            return await aws.call(
-                "sqs",
-                "ChangeMessageVisibilityBatch",
-                partial(sqs.change_message_visibility_batch, QueueUrl=queue_url, Entries=cast(Any, entries)),
-            )
-
-        async def delete_batch(entries: list[dict[str, str]]) -> Any:
-            return await aws.call(
-                "sqs",
-                "DeleteMessageBatch",
-                partial(sqs.delete_message_batch, QueueUrl=queue_url, Entries=cast(Any, entries)),
-            )
-
-        async def put_object(**kwargs: Any) -> Any:
-            return await aws.call("s3", "PutObject", partial(s3.put_object, **kwargs))
-
-        async def queue_attributes(url: str) -> dict[str, str]:
-            response = await aws.call(
-                "sqs",
-                "GetQueueAttributes",
-                partial(sqs.get_queue_attributes, QueueUrl=url, AttributeNames=cast(Any, attribute_names())),
-            )
-            return {str(name): value for name, value in response.get("Attributes", {}).items()}
-
-        consumer = Consumer(
-            receive=receive,
-            change_visibility=change_visibility,
-            writer=S3Writer(
-                put_object,
-                bucket=settings.bucket,
-                key_prefix=settings.key_prefix,
-                max_attempts=settings.s3_max_attempts,
-                metrics=metrics,
-            ),
-            deleter=BatchDeleter(delete_batch, metrics=metrics),
-            heartbeat=Heartbeat(
-                change_visibility_batch,
-                visibility_timeout_seconds=visibility,
-                fraction=settings.heartbeat_fraction,
-                metrics=metrics,
-            ),
-            pollers=settings.pollers,
-            max_in_flight=settings.max_in_flight,
-            metrics=metrics,
-            poison_schedule=poison_schedule,
-        )
-        queues = {"main": queue_url}
-        if settings.dead_letter_queue_url:
-            queues["dlq"] = settings.dead_letter_queue_url
-        stats = QueueStats(
-            queue_attributes,
-            queues=queues,
-            interval_seconds=settings.queue_metrics_interval_seconds,
-            metrics=metrics,
-        )
-        app[CONSUMER] = consumer
-        consumer.start()
-        stats.start()
-        log.info(
-            "consumer_started",
-            pollers=settings.pollers,
-            max_in_flight=settings.max_in_flight,
+async def build_consumer(
+    settings: ConsumerSettings, queue: Queue, store: ObjectStore, metrics: ConsumerMetrics
+) -> Consumer:
+    """The consumer on these adapters, its visibility timeout and poison schedule fitted to the queue's."""
+    queue_settings = await queue.settings()
+    visibility = settings.visibility_timeout_seconds or queue_settings.visibility_timeout_seconds
+    poison_schedule = PoisonSchedule(
+        window_seconds=settings.poison_retry_window_seconds,
+        max_receive_count=queue_settings.max_receive_count or ASSUMED_MAX_RECEIVE_COUNT,
+    )
+    log.info(
+        "consumer_started",
+        pollers=settings.pollers,
+        max_in_flight=settings.max_in_flight,
+        visibility_timeout_seconds=visibility,
+        poison_retry_window_seconds=poison_schedule.window_seconds,
+        poison_max_receive_count=poison_schedule.max_receive_count,
+    )
+    return Consumer(
+        queue=queue,
+        writer=S3Writer(store, key_prefix=settings.key_prefix, max_attempts=settings.s3_max_attempts, metrics=metrics),
+        deleter=BatchDeleter(queue.delete_batch, metrics=metrics),
+        heartbeat=Heartbeat(
+            queue.change_visibility_batch,
             visibility_timeout_seconds=visibility,
-            poison_retry_window_seconds=poison_schedule.window_seconds,
-            poison_max_receive_count=poison_schedule.max_receive_count,
-        )
-        try:
-            yield
-        finally:
-            if not consumer.draining:
-                await consumer.drain(settings.shutdown_grace_seconds)
-            await stats.stop()
+            fraction=settings.heartbeat_fraction,
+            metrics=metrics,
+        ),
+        pollers=settings.pollers,
+        max_in_flight=settings.max_in_flight,
+        metrics=metrics,
+        poison_schedule=poison_schedule,
+    )
 
 
-@dataclass(frozen=True, slots=True)
-class QueueAttributes:
-    visibility_timeout_seconds: int
-    max_receive_count: int | None  # None: no redrive policy, or it could not be read
-
-
-async def _queue_attributes(sqs: Any, queue_url: str, aws: AwsCallMetrics) -> QueueAttributes:
-    """The queue's visibility timeout and maxReceiveCount; warns when it has no redrive policy (poison would cycle)."""
-    try:
-        response = await aws.call(
-            "sqs",
-            "GetQueueAttributes",
-            partial(
-                sqs.get_queue_attributes,
-                QueueUrl=queue_url,
-                AttributeNames=["VisibilityTimeout", "RedrivePolicy"],
-            ),
-        )
-    except Exception:
-        log.warning(
-            "queue_attributes_unavailable",
-            fallback_visibility_seconds=_FALLBACK_VISIBILITY_SECONDS,
-            assumed_max_receive_count=ASSUMED_MAX_RECEIVE_COUNT,
-        )
-        return QueueAttributes(_FALLBACK_VISIBILITY_SECONDS, None)
-    attributes = response.get("Attributes", {})
-    visibility = int(attributes.get("VisibilityTimeout", _FALLBACK_VISIBILITY_SECONDS))
-    if "RedrivePolicy" not in attributes:
-        log.warning("queue_has_no_redrive_policy", consequence="poison messages are retried until they expire")
-        return QueueAttributes(visibility, None)
-    policy = json.loads(attributes["RedrivePolicy"])
-    log.info("queue_redrive_policy", policy=policy)
-    try:
-        max_receive_count = max(1, int(policy["maxReceiveCount"]))
-    except (KeyError, TypeError, ValueError):
-        log.warning("queue_redrive_policy_unreadable", assumed_max_receive_count=ASSUMED_MAX_RECEIVE_COUNT)
-        return QueueAttributes(visibility, None)
-    return QueueAttributes(visibility, max_receive_count)
-
-
-def create_app(settings: ConsumerSettings, *, session: aioboto3.Session | None = None) -> web.Application:
+def create_app(
+    settings: ConsumerSettings,
+    *,
+    session: aioboto3.Session | None = None,
+    queue: Queue | None = None,
+    store: ObjectStore | None = None,
+) -> web.Application:
+    """The consumer's app; with `queue` and `store` given (fakes in tests) it makes no AWS client."""
     app = web.Application()
     registry = new_registry("consumer")
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[METRICS] = ConsumerMetrics(registry)
-    app.cleanup_ctx.append(partial(aws_resources, session or aioboto3.Session()))
+    if queue is None or store is None:
+        app.cleanup_ctx.append(partial(aws_adapters, session or aioboto3.Session()))
+    else:
+        app[QUEUE], app[STORE] = queue, store
+    app.cleanup_ctx.append(running_consumer)
     app.router.add_get("/healthz", liveness)
     app.router.add_get("/readyz", readiness)
     app.router.add_get("/metrics", metrics_handler(registry))

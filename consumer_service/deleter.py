@@ -11,12 +11,14 @@ import structlog
 
 from consumer_service.metrics import ConsumerMetrics
 from ingest_common.aws import error_code
+from ingest_common.sqs_limits import SQS_MAX_BATCH
 
 log = structlog.get_logger("consumer_service.deleter")
 
 DeleteBatch = Callable[[list[dict[str, str]]], Awaitable[Mapping[str, Any]]]
 
-_MAX_ENTRIES = 10
+# Rounds for entries a DeleteMessageBatch answered as `Failed` for a transient reason: botocore retries a call
+# that fails as a whole (standard mode, the SQS client's 3 attempts), but never looks inside a 200's `Failed`.
 _MAX_ATTEMPTS = 3
 _INVALID_RECEIPT_CODES = frozenset({"ReceiptHandleIsInvalid", "InvalidParameterValue", "MessageNotInflight"})
 
@@ -54,7 +56,7 @@ class BatchDeleter:
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._queue.append((receipt_handle, future))
         self._queue_empty.clear()
-        if len(self._queue) == 1 or len(self._queue) >= _MAX_ENTRIES:
+        if len(self._queue) == 1 or len(self._queue) >= SQS_MAX_BATCH:
             self._wakeup.set()
         return await future
 
@@ -65,10 +67,10 @@ class BatchDeleter:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if len(self._queue) < _MAX_ENTRIES and self._linger > 0:
+            if len(self._queue) < SQS_MAX_BATCH and self._linger > 0:
                 await asyncio.sleep(self._linger)  # let a partial batch fill up a little
             await self._calls.acquire()
-            batch, self._queue = self._queue[:_MAX_ENTRIES], self._queue[_MAX_ENTRIES:]
+            batch, self._queue = self._queue[:SQS_MAX_BATCH], self._queue[SQS_MAX_BATCH:]
             task = asyncio.create_task(self._send(batch))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
@@ -80,25 +82,24 @@ class BatchDeleter:
                 entries = [{"Id": str(index), "ReceiptHandle": handle} for index, (handle, _) in pending.items()]
                 try:
                     response = await self._delete_batch(entries)
-                except Exception as exc:  # the whole call failed: retry all of it
+                except Exception as exc:  # botocore's standard retry mode already retried the whole call
                     log.warning("delete_call_failed", error=error_code(exc), entries=len(entries), attempt=attempt)
-                    retry = pending
-                else:
-                    retry = {}
-                    for success in response.get("Successful", ()):
-                        _, future = pending[int(success["Id"])]
-                        self._metrics.deleted.inc()
-                        _answer(future, value=True)
-                    for failure in response.get("Failed", ()):
-                        index = int(failure["Id"])
-                        code = str(failure.get("Code", "Unknown"))
-                        if code in _INVALID_RECEIPT_CODES or failure.get("SenderFault", False):
-                            # The receipt expired (visibility ran out) or is bad: the message will come back.
-                            self._metrics.delete_failures["receipt_invalid"].inc()
-                            log.warning("delete_entry_refused", error=code)
-                            _answer(pending[index][1], value=False)
-                        else:
-                            retry[index] = pending[index]
+                    break
+                retry: dict[int, tuple[str, asyncio.Future[bool]]] = {}
+                for success in response.get("Successful", ()):
+                    _, future = pending[int(success["Id"])]
+                    self._metrics.deleted.inc()
+                    _answer(future, value=True)
+                for failure in response.get("Failed", ()):
+                    index = int(failure["Id"])
+                    code = str(failure.get("Code", "Unknown"))
+                    if code in _INVALID_RECEIPT_CODES or failure.get("SenderFault", False):
+                        # The receipt expired (visibility ran out) or is bad: the message will come back.
+                        self._metrics.delete_failures["receipt_invalid"].inc()
+                        log.warning("delete_entry_refused", error=code)
+                        _answer(pending[index][1], value=False)
+                    else:
+                        retry[index] = pending[index]
                 if not retry:
                     return
                 pending = retry

@@ -19,12 +19,12 @@ import structlog
 
 from consumer_service.metrics import ConsumerMetrics
 from ingest_common.aws import error_code
+from ingest_common.sqs_limits import SQS_MAX_BATCH
 
 log = structlog.get_logger("consumer_service.heartbeat")
 
 ChangeVisibilityBatch = Callable[[list[dict[str, Any]]], Awaitable[Mapping[str, Any]]]
 
-_MAX_ENTRIES = 10
 _MIN_CALL_TIMEOUT_SECONDS = 0.25
 _MAX_CALL_TIMEOUT_SECONDS = 5.0
 
@@ -85,8 +85,8 @@ class Heartbeat:
             await asyncio.sleep(self._tick)
             now = time.monotonic()
             due = [message for message in self._tracked.values() if message.extend_at <= now and not message.extending]
-            for start in range(0, len(due), _MAX_ENTRIES):
-                chunk = due[start : start + _MAX_ENTRIES]
+            for start in range(0, len(due), SQS_MAX_BATCH):
+                chunk = due[start : start + SQS_MAX_BATCH]
                 for message in chunk:
                     message.extending = True
                 call = asyncio.create_task(self._extend(chunk), name="visibility-extension")
@@ -135,8 +135,8 @@ class Heartbeat:
         carrying = [call for call, carried in self._calls.items() if carried & wanted]
         if carrying:
             await asyncio.wait(carrying)
-        for start in range(0, len(handles), _MAX_ENTRIES):
-            chunk = handles[start : start + _MAX_ENTRIES]
+        for start in range(0, len(handles), SQS_MAX_BATCH):
+            chunk = handles[start : start + SQS_MAX_BATCH]
             entries = [
                 {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
                 for index, handle in enumerate(chunk)

@@ -8,10 +8,14 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from consumer_service.config import ConsumerSettings
+from consumer_service.consumer import Consumer
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.poller import Consumer
+from consumer_service.s3_store import ObjectStore
+from consumer_service.sqs_queue import Queue
 
 SETTINGS: Final = web.AppKey("settings", ConsumerSettings)
 REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 METRICS: Final = web.AppKey("metrics", ConsumerMetrics)
+QUEUE: Final = web.AppKey("queue", Queue)
+STORE: Final = web.AppKey("store", ObjectStore)
 CONSUMER: Final = web.AppKey("consumer", Consumer)

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import structlog
 
@@ -13,7 +12,7 @@ from ingest_common.aws import error_code
 
 log = structlog.get_logger("consumer_service.queue_stats")
 
-GetAttributes = Callable[[str], Awaitable[Mapping[str, str]]]
+GetAttributes = Callable[[str, Sequence[str]], Awaitable[Mapping[str, str]]]  # queue URL, names
 
 ATTRIBUTES = {
     "ApproximateNumberOfMessages": "visible",
@@ -40,7 +39,7 @@ class QueueStats:
     async def poll_once(self) -> None:
         for label, url in self._queues.items():
             try:
-                attributes = await self._get_attributes(url)
+                attributes = await self._get_attributes(url, list(ATTRIBUTES))
             except Exception as exc:  # metrics go stale rather than the consumer stopping
                 log.warning("queue_attributes_failed", queue=label, error=error_code(exc))
                 continue
@@ -60,7 +59,3 @@ class QueueStats:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-
-
-def attribute_names() -> list[Any]:
-    return list(ATTRIBUTES)

@@ -31,7 +31,7 @@ import aioboto3
 import orjson
 
 from ingest_common.aws import THROTTLING_CODES, client_config, error_code, is_retryable
-from ingest_common.sqs_limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, message_payload_bytes
+from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
 
 T = TypeVar("T")
 
@@ -100,7 +100,7 @@ def pack_batches(
     size: Callable[[T], int],
     *,
     max_bytes: int = MAX_BATCH_BYTES,
-    max_entries: int = MAX_BATCH_ENTRIES,
+    max_entries: int = SQS_MAX_BATCH,
 ) -> list[list[T]]:
     """Splits items, in order, into batches of at most `max_entries` whose sizes add up to at most `max_bytes`.
 
@@ -251,7 +251,7 @@ class _Redrive:
                 if self.stop_requested.is_set():
                     report.stopped = "interrupted"
                     break
-                messages = await self.receive(min(MAX_BATCH_ENTRIES, self.max_messages - report.received))
+                messages = await self.receive(min(SQS_MAX_BATCH, self.max_messages - report.received))
                 if not messages:
                     empty_receives += 1
                     continue
@@ -436,13 +436,13 @@ class _Redrive:
         handles = list(self.held.values())
         self.held.clear()
         released = 0
-        for start in range(0, len(handles), MAX_BATCH_ENTRIES):
+        for start in range(0, len(handles), SQS_MAX_BATCH):
             request = functools.partial(
                 self.sqs.change_message_visibility_batch,
                 QueueUrl=self.source,
                 Entries=[
                     {"Id": str(index), "ReceiptHandle": handle, "VisibilityTimeout": 0}
-                    for index, handle in enumerate(handles[start : start + MAX_BATCH_ENTRIES])
+                    for index, handle in enumerate(handles[start : start + SQS_MAX_BATCH])
                 ],
             )
             try:

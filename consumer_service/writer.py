@@ -5,13 +5,12 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import structlog
 from botocore.exceptions import ClientError
 
 from consumer_service.metrics import ConsumerMetrics
+from consumer_service.s3_store import ObjectStore
 from ingest_common.aws import THROTTLING_CODES, error_code, http_status
 from ingest_common.envelope import Envelope
 
@@ -19,8 +18,6 @@ log = structlog.get_logger("consumer_service.writer")
 
 _BACKOFF_BASE_SECONDS = 0.1
 _BACKOFF_CAP_SECONDS = 5.0
-
-PutObject = Callable[..., Awaitable[Any]]
 
 
 class StoreResult(enum.Enum):
@@ -33,17 +30,22 @@ class StoreFailed(Exception):
 
 
 class S3Writer:
+    """Stores an envelope's email under its key, retrying up to `max_attempts` with full-jitter backoff.
+
+    The retries are ours, not botocore's (the S3 client makes one attempt per call): each failed attempt is
+    counted by reason in `processing_failures_total` (dashboards and alerts read it per attempt), every error
+    is retried (409 ConditionalRequestConflict and transport errors included), and 412 ends it as a success.
+    """
+
     def __init__(
         self,
-        put_object: PutObject,
+        store: ObjectStore,
         *,
-        bucket: str,
         key_prefix: str,
         max_attempts: int,
         metrics: ConsumerMetrics,
     ) -> None:
-        self._put_object = put_object
-        self._bucket = bucket
+        self._store = store
         self._prefix = key_prefix
         self._max_attempts = max_attempts
         self._metrics = metrics
@@ -53,9 +55,7 @@ class S3Writer:
         body = envelope.stored_object()
         for attempt in range(1, self._max_attempts + 1):
             try:
-                await self._put_object(
-                    Bucket=self._bucket, Key=key, Body=body, ContentType="application/json", IfNoneMatch="*"
-                )
+                await self._store.put_new(key, body)
             except ClientError as exc:
                 # 412: an earlier delivery of this message already stored it. That is success.
                 if http_status(exc) == 412 or error_code(exc) == "PreconditionFailed":

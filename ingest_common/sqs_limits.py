@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
-MAX_BATCH_ENTRIES: Final = 10
+SQS_MAX_BATCH: Final = 10  # entries per *Batch call, and messages per ReceiveMessage
 # SQS raised the message and batch payload limit to 1 MiB in August 2025; new queues default to it.
 MAX_BATCH_BYTES: Final = 1_048_576
 MAX_MESSAGE_BYTES: Final = 1_048_576

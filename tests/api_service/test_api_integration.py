@@ -3,53 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from api_service.app import begin_drain, create_app
-from api_service.config import ApiSettings
 from devstack.bootstrap import Resources, emulator_client
 from devstack.processes import free_port
 from tests.aws_helpers import metric_value, receive_all, seed_payload
+from tests.support.api import Api, api_settings_for, assert_problem, post_email
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
-Api = TestClient[web.Request, web.Application]
-
-
-def settings_for(resources: Resources, **overrides: Any) -> ApiSettings:
-    base = ApiSettings(
-        region=resources.region,
-        queue_url=resources.queue_url,
-        token_parameter_name=resources.token_parameter,
-        publish_linger_seconds=0.005,
-    )
-    return dataclasses.replace(base, **overrides)
 
 
 @pytest.fixture
 async def api(aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources) -> Api:
-    return await aiohttp_client(create_app(settings_for(aws_resources)))
-
-
-async def post_email(api: Api, payload: Any, **kwargs: Any) -> tuple[int, dict[str, Any], Any]:
-    response = await api.post("/api/email", json=payload, **kwargs)
-    body = await response.read()
-    return response.status, dict(response.headers), orjson.loads(body) if body else None
-
-
-def assert_problem(status: int, headers: dict[str, Any], body: Any, expected_status: int, slug: str) -> None:
-    assert status == expected_status, body
-    assert headers["Content-Type"] == "application/problem+json"
-    assert body["status"] == expected_status
-    assert body["type"].endswith(f"/{slug}")
-    assert body["request_id"] == headers["X-Request-ID"]
+    return await aiohttp_client(create_app(api_settings_for(aws_resources)))
 
 
 # -- the happy path -----------------------------------------------------------------------------------
@@ -146,7 +119,7 @@ async def test_wrong_bearer_token_is_401_even_with_a_good_body_token(api: Api, a
 async def test_body_over_the_limit_is_413(
     aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
-    api = await aiohttp_client(create_app(settings_for(aws_resources, max_body_bytes=4096)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, max_body_bytes=4096)))
     status, headers, body = await post_email(api, seed_payload(api_token, email_content="x" * 5000))
     assert_problem(status, headers, body, 413, "payload-too-large")
 
@@ -185,7 +158,7 @@ async def test_no_token_from_ssm_means_503_not_401(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SSM", f"http://127.0.0.1:{free_port()}")  # nothing listens there
-    api = await aiohttp_client(create_app(settings_for(aws_resources)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources)))
     status, headers, body = await post_email(api, seed_payload(api_token))
     assert_problem(status, headers, body, 503, "service-unavailable")
     assert headers["Retry-After"] == "5"
@@ -202,7 +175,7 @@ async def test_sqs_failure_is_503_and_nothing_is_acknowledged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", f"http://127.0.0.1:{free_port()}")
-    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_deadline_seconds=0.5)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, publish_deadline_seconds=0.5)))
     status, headers, body = await post_email(api, seed_payload(api_token))
     assert_problem(status, headers, body, 503, "service-unavailable")
     assert int(headers["Retry-After"]) >= 1
@@ -217,7 +190,7 @@ async def test_sqs_failure_is_503_and_nothing_is_acknowledged(
 async def test_concurrent_requests_share_batches(
     sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
-    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.02)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, publish_linger_seconds=0.02)))
     results = await asyncio.gather(
         *(post_email(api, seed_payload(api_token, email_content=f"n{i}")) for i in range(100))
     )
@@ -235,7 +208,7 @@ async def test_concurrent_requests_share_batches(
 async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
     sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
-    settings = settings_for(aws_resources, publish_max_pending=5, publish_max_batches_in_flight=1)
+    settings = api_settings_for(aws_resources, publish_max_pending=5, publish_max_batches_in_flight=1)
     api = await aiohttp_client(create_app(settings))
     results = await asyncio.gather(*(post_email(api, seed_payload(api_token)) for _ in range(60)))
     accepted = [body["message_id"] for status, _, body in results if status == 200]
@@ -250,7 +223,7 @@ async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
 async def test_token_rotation_without_restart(
     aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
-    settings = settings_for(aws_resources, token_refresh_seconds=0.2, token_rotation_grace_seconds=1.0)
+    settings = api_settings_for(aws_resources, token_refresh_seconds=0.2, token_rotation_grace_seconds=1.0)
     api = await aiohttp_client(create_app(settings))
     ssm = emulator_client("ssm", aws_env)
     ssm.put_parameter(Name=aws_resources.token_parameter, Value="rotated-token", Type="SecureString", Overwrite=True)
@@ -268,7 +241,7 @@ async def test_token_rotation_without_restart(
 async def test_ssm_outage_serves_cached_token_then_503_then_recovers(
     aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
-    settings = settings_for(aws_resources, token_refresh_seconds=0.2, token_max_staleness_seconds=1.5)
+    settings = api_settings_for(aws_resources, token_refresh_seconds=0.2, token_max_staleness_seconds=1.5)
     api = await aiohttp_client(create_app(settings))
     ssm = emulator_client("ssm", aws_env)
     ssm.delete_parameter(Name=aws_resources.token_parameter)

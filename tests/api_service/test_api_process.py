@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +15,7 @@ from devstack.bootstrap import StackNames
 from devstack.emulator import MotoServer
 from devstack.stack import LocalStack, StackConfig
 from tests.aws_helpers import receive_all, seed_payload
+from tests.support.api import post
 
 
 def test_bad_configuration_exits_2_naming_every_variable() -> None:
@@ -32,19 +30,6 @@ def test_bad_configuration_exits_2_naming_every_variable() -> None:
     assert completed.returncode == 2
     for variable in ("AWS_REGION", "SQS_QUEUE_URL", "TOKEN_PARAMETER_NAME", "API_PORT", "PUBLISH_LINGER_MS"):
         assert variable in completed.stderr
-
-
-def post(url: str, payload: dict[str, object], timeout: float = 30) -> tuple[int, dict[str, object] | None]:
-    request = urllib.request.Request(
-        url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-    except OSError:
-        return 0, None  # refused: the listener is closed, nothing was accepted
 
 
 def test_sigterm_answers_every_accepted_request_and_exits_0(

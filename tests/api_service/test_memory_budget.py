@@ -17,8 +17,8 @@ from api_service.app import create_app
 from api_service.memory_budget import MIB
 from devstack.bootstrap import Resources
 from devstack.faultproxy import FaultProxy, Mode
-from tests.api_service.test_api_integration import post_email, settings_for
 from tests.aws_helpers import metric_value, receive_all, seed_payload
+from tests.support.api import api_settings_for, post_email
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 Api = TestClient[web.Request, web.Application]
@@ -55,7 +55,7 @@ async def test_emails_waiting_for_sqs_are_bounded_in_bytes_and_every_200_is_in_s
     api_token: str,
     slow_sqs: FaultProxy,
 ) -> None:
-    settings = settings_for(aws_resources, memory_budget_bytes=BUDGET, publish_deadline_seconds=30)
+    settings = api_settings_for(aws_resources, memory_budget_bytes=BUDGET, publish_deadline_seconds=30)
     api = await aiohttp_client(create_app(settings))
     assert (await post_email(api, seed_payload(api_token)))[0] == 200  # connections are open before the stall
     slow_sqs.set_mode(Mode.LATENCY, latency=1.5)
@@ -101,7 +101,7 @@ async def test_bodies_still_being_read_count_against_the_budget(
     sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
     """An unauthenticated client cannot make the API buffer more than the budget, however many connect."""
-    api = await aiohttp_client(create_app(settings_for(aws_resources, memory_budget_bytes=BUDGET)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, memory_budget_bytes=BUDGET)))
     port = api.server.port
     assert port is not None
     length = 1_600_000
@@ -130,7 +130,7 @@ async def test_bodies_still_being_read_count_against_the_budget(
 async def test_a_chunked_body_is_reserved_as_it_arrives(
     sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources, api_token: str
 ) -> None:
-    api = await aiohttp_client(create_app(settings_for(aws_resources, memory_budget_bytes=BUDGET)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, memory_budget_bytes=BUDGET)))
     port = api.server.port
     assert port is not None
     holders = [await _open_upload(port, 1_620_000, b"{") for _ in range(5)]

@@ -18,8 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api_service.app import create_app
 from devstack.bootstrap import Resources
-from tests.api_service.test_api_integration import settings_for
 from tests.aws_helpers import metric_value, receive_all, seed_payload
+from tests.support.api import api_settings_for
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -90,7 +90,7 @@ async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowled
     proxy, proxy_url = failing_proxy
     proxy.code, proxy.sender_fault = code, sender_fault
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
-    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.02)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, publish_linger_seconds=0.02)))
 
     async def post(index: int) -> tuple[int, dict[str, Any]]:
         response = await api.post("/api/email", json=seed_payload(api_token, email_content=f"m{index}"))
@@ -121,7 +121,7 @@ async def test_a_permanently_refused_entry_is_a_503_and_is_not_in_sqs(
     proxy, proxy_url = failing_proxy
     proxy.failures_left, proxy.code, proxy.sender_fault = 1, "InvalidMessageContents", True
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
-    api = await aiohttp_client(create_app(settings_for(aws_resources, publish_linger_seconds=0.05)))
+    api = await aiohttp_client(create_app(api_settings_for(aws_resources, publish_linger_seconds=0.05)))
     responses = await asyncio.gather(
         *(api.post("/api/email", json=seed_payload(api_token, email_content=f"p{i}")) for i in range(5))
     )

@@ -10,7 +10,8 @@ import pytest
 from botocore.exceptions import ClientError
 from prometheus_client import CollectorRegistry
 
-from api_service.publisher import BatchPublisher, PublisherMetrics, PublishRejected
+from api_service.metrics import PublisherMetrics
+from api_service.publisher import BatchPublisher, PublishRejected
 
 
 class FakeSqs:

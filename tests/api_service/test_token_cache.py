@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 from prometheus_client import CollectorRegistry
 
-from api_service.token_cache import TokenCache, TokenCheck, TokenMetrics
+from api_service.metrics import TokenMetrics
+from api_service.token_cache import TokenCache, TokenCheck
 from api_service.token_source import TokenVersion
 
 T0 = 1_800_000_000.0  # wall clock (Unix time) at the start of each test

@@ -15,8 +15,8 @@ from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
 from devstack.stack import LocalStack, StackConfig
-from tests.api_service.test_api_process import post
 from tests.aws_helpers import metric_value, seed_payload
+from tests.support.api import post
 
 GRACE_SECONDS = 15.0  # long enough to start a second API inside it on a loaded machine, short enough to wait out
 

@@ -5,10 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 import pytest
@@ -16,56 +13,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from consumer_service.app import create_app
-from consumer_service.config import ConsumerSettings
 from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
-from ingest_common.email import Email
-from ingest_common.envelope import Envelope
 from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
+from tests.support.consumer import consumer_settings_for, enqueue, envelope, wait_until
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 Consumer = TestClient[web.Request, web.Application]
-
-
-def envelope(index: int, *, content: str | None = None) -> Envelope:
-    return Envelope(
-        email_id=str(uuid.uuid4()),
-        received_at=datetime.now(UTC),
-        request_id=f"req-{index}",
-        email=Email(f"subject {index}", "John doe", 1693561101 + index * 86_400, content or f"content {index} é"),
-    )
-
-
-def enqueue(endpoint_url: str, queue_url: str, bodies: list[str]) -> None:
-    sqs = emulator_client("sqs", endpoint_url)
-    for start in range(0, len(bodies), 10):
-        chunk = bodies[start : start + 10]
-        response = sqs.send_message_batch(
-            QueueUrl=queue_url, Entries=[{"Id": str(i), "MessageBody": body} for i, body in enumerate(chunk)]
-        )
-        assert len(response["Successful"]) == len(chunk)
-
-
-def settings_for(resources: Resources, **overrides: Any) -> ConsumerSettings:
-    base = ConsumerSettings(
-        region=resources.region,
-        queue_url=resources.queue_url,
-        dead_letter_queue_url=resources.dead_letter_queue_url,
-        bucket=resources.bucket,
-        wait_time_seconds=1,
-        queue_metrics_interval_seconds=0.5,
-    )
-    return dataclasses.replace(base, **overrides)
-
-
-async def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await asyncio.to_thread(condition):
-            return
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 async def metrics_of(consumer: Consumer) -> str:
@@ -77,7 +32,7 @@ async def test_stores_every_email_exactly_as_sent_and_empties_the_queue(
 ) -> None:
     envelopes = [envelope(i) for i in range(500)]
     enqueue(sqs_endpoint, aws_resources.queue_url, [item.to_body() for item in envelopes])
-    consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
+    consumer = await aiohttp_client(create_app(consumer_settings_for(aws_resources)))
     await wait_until(
         lambda: queue_depth(sqs_endpoint, aws_resources.queue_url) == (0, 0), timeout=120, what="the queue to drain"
     )
@@ -117,7 +72,7 @@ async def test_redelivery_of_a_stored_email_deletes_without_overwriting(
     # An earlier delivery stored the email, then died before its delete.
     s3.put_object(Bucket=aws_resources.bucket, Key=item.s3_key("emails/"), Body=b'{"marker": "first write"}')
     enqueue(sqs_endpoint, aws_resources.queue_url, [item.to_body()])
-    consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
+    consumer = await aiohttp_client(create_app(consumer_settings_for(aws_resources)))
     await wait_until(
         lambda: queue_depth(sqs_endpoint, aws_resources.queue_url) == (0, 0), timeout=30, what="the delete"
     )
@@ -146,7 +101,7 @@ async def test_poison_goes_to_the_dlq_through_the_redrive_policy_without_blockin
     bad_email = orjson.dumps({**orjson.loads(good[0].to_body()), "email": {"email_subject": ""}}).decode()
     poison = ["not json at all", bad_version, bad_email]
     enqueue(sqs_endpoint, resources.queue_url, [poison[0], *(item.to_body() for item in good), poison[1], poison[2]])
-    consumer = await aiohttp_client(create_app(settings_for(resources, poison_retry_window_seconds=2)))
+    consumer = await aiohttp_client(create_app(consumer_settings_for(resources, poison_retry_window_seconds=2)))
     await wait_until(lambda: len(stored_objects(aws_env, resources.bucket)) == 5, timeout=30, what="the good emails")
     await wait_until(
         lambda: queue_depth(sqs_endpoint, resources.dead_letter_queue_url)[0] == 3,
@@ -177,7 +132,7 @@ async def test_poison_stays_in_the_queue_for_the_retry_window_then_reaches_the_d
     newer_version = orjson.dumps({**orjson.loads(envelope(1).to_body()), "v": 2}).decode()
     enqueue(sqs_endpoint, resources.queue_url, [newer_version])
     started = time.monotonic()
-    consumer = await aiohttp_client(create_app(settings_for(resources, poison_retry_window_seconds=window)))
+    consumer = await aiohttp_client(create_app(consumer_settings_for(resources, poison_retry_window_seconds=window)))
     # Until the window has passed since the first receive (which is after `started`), it is in the main queue.
     while time.monotonic() - started < window - 0.5:
         main = await asyncio.to_thread(queue_depth, sqs_endpoint, resources.queue_url)
@@ -214,7 +169,7 @@ async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
     s3.delete_bucket(Bucket=resources.bucket)  # S3 fails: NoSuchBucket on every put
     envelopes = [envelope(i) for i in range(8)]
     enqueue(sqs_endpoint, resources.queue_url, [item.to_body() for item in envelopes])
-    consumer = await aiohttp_client(create_app(settings_for(resources, s3_max_attempts=2)))
+    consumer = await aiohttp_client(create_app(consumer_settings_for(resources, s3_max_attempts=2)))
     await asyncio.sleep(4)
     metrics = await metrics_of(consumer)
     assert metric_value(metrics, "email_ingest_consumer_processing_failures_total", {"reason": "s3_error"}) >= 8
@@ -245,7 +200,7 @@ async def test_a_configured_visibility_timeout_longer_than_the_queues_holds_from
     with FaultProxy.for_url(aws_env, name="slow-s3") as slow_s3:
         slow_s3.set_mode(Mode.LATENCY, latency=1.5)  # each way: a PutObject takes 3 s or more
         monkeypatch.setenv("AWS_ENDPOINT_URL_S3", slow_s3.endpoint_url)
-        consumer = await aiohttp_client(create_app(settings_for(resources, visibility_timeout_seconds=10)))
+        consumer = await aiohttp_client(create_app(consumer_settings_for(resources, visibility_timeout_seconds=10)))
         await wait_until(
             lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=30, what="the slow store"
         )
@@ -260,7 +215,7 @@ async def test_queue_depth_metrics_cover_the_queue_and_its_dlq(
     sqs_endpoint: str, aiohttp_client: ClientFactory, aws_env: str, aws_resources: Resources
 ) -> None:
     enqueue(sqs_endpoint, aws_resources.dead_letter_queue_url, ["dead"] * 3)
-    consumer = await aiohttp_client(create_app(settings_for(aws_resources)))
+    consumer = await aiohttp_client(create_app(consumer_settings_for(aws_resources)))
     for _ in range(40):
         metrics = await metrics_of(consumer)
         dlq_seen = metric_value(metrics, "email_ingest_queue_messages", {"queue": "dlq", "state": "visible"}) == 3

@@ -15,7 +15,7 @@ from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.stack import LocalStack, StackConfig
 from tests.aws_helpers import queue_depth, stored_keys, wait_for
-from tests.consumer_service.test_consumer_integration import enqueue, envelope
+from tests.support.consumer import enqueue, envelope
 
 
 def test_bad_configuration_exits_2_naming_every_variable() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from consumer_service.poller import MAX_VISIBILITY_SECONDS, PoisonSchedule
+from consumer_service.consumer import MAX_VISIBILITY_SECONDS, PoisonSchedule
 
 
 @pytest.mark.parametrize("max_receive_count", [1, 2, 3, 4, 5, 6, 10, 20, 50, 100, 1000])

@@ -28,7 +28,7 @@ from consumer_service.redrive import RetryPolicy, pack_batches, redrive, send_en
 from devstack.bootstrap import DUMMY_CREDENTIALS, Resources, emulator_client
 from devstack.emulator import MotoServer
 from ingest_common.aws import client_config
-from ingest_common.sqs_limits import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, message_payload_bytes
+from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
 from tests.aws_helpers import queue_depth, receive_all
 
 FAST_RETRY = RetryPolicy(attempts=4, backoff_base_seconds=0.01, backoff_cap_seconds=0.05)
@@ -59,7 +59,7 @@ def test_pack_of_200_kb_dead_letters_stays_under_the_limit() -> None:
     sizes = [200_000] * 12
     batches = pack_batches(sizes, int)
     assert [len(batch) for batch in batches] == [5, 5, 2]
-    assert all(sum(batch) <= MAX_BATCH_BYTES and len(batch) <= MAX_BATCH_ENTRIES for batch in batches)
+    assert all(sum(batch) <= MAX_BATCH_BYTES and len(batch) <= SQS_MAX_BATCH for batch in batches)
 
 
 def test_attributes_count_towards_the_batch_bytes() -> None:
@@ -206,7 +206,7 @@ async def test_redrive_moves_large_dead_letters_in_batches_under_1_mib_intact(
     assert (report.received, report.moved, report.left, report.failed, report.duplicates) == (12, 12, 0, 0, 0)
     assert report.errors == {}
     assert sum(len(batch) for batch in recording.batches) == 12, "each message sent once"
-    assert all(sum(batch) <= MAX_BATCH_BYTES and len(batch) <= MAX_BATCH_ENTRIES for batch in recording.batches)
+    assert all(sum(batch) <= MAX_BATCH_BYTES and len(batch) <= SQS_MAX_BATCH for batch in recording.batches)
     assert len(recording.batches) >= 3, "2.4 MB cannot go in fewer than three 1 MiB batches"
     moved = receive_with_system_attributes(sqs_endpoint, aws_resources.queue_url, expected=12)
     assert sorted(message["Body"] for message in moved) == bodies

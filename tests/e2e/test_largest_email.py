@@ -19,10 +19,9 @@ from api_service.config import DEFAULT_MAX_BODY_BYTES
 from consumer_service.app import create_app as create_consumer
 from devstack.bootstrap import Resources
 from ingest_common.email import CONTENT_MAX_BYTES, SENDER_MAX_CHARS, SUBJECT_MAX_CHARS, TIMESTREAM_MAX
-from tests.api_service.test_api_integration import settings_for as api_settings_for
 from tests.aws_helpers import queue_depth, stored_objects
-from tests.consumer_service.test_consumer_integration import settings_for as consumer_settings_for
-from tests.consumer_service.test_consumer_integration import wait_until
+from tests.support.api import api_settings_for
+from tests.support.consumer import consumer_settings_for, wait_until
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,20 +20,16 @@ import structlog
 from consumer_service.deleter import BatchDeleter
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.slots import SlotPool
+from consumer_service.sqs_queue import Queue
 from consumer_service.writer import S3Writer, StoreFailed
 from ingest_common.aws import error_code
 from ingest_common.envelope import EnvelopeError, parse_envelope
+from ingest_common.sqs_limits import SQS_MAX_BATCH
 
-log = structlog.get_logger("consumer_service.poller")
+log = structlog.get_logger("consumer_service.consumer")
 
-ReceiveMessages = Callable[[int], Awaitable[Mapping[str, Any]]]
-ChangeVisibility = Callable[[str, int], Awaitable[Any]]
-
-_MAX_RECEIVE = 10
 _RECEIVE_ERROR_BACKOFF_CAP_SECONDS = 10.0
 MAX_VISIBILITY_SECONDS = 43_200  # SQS: 12 hours from the receive
-ASSUMED_MAX_RECEIVE_COUNT = 5  # when the queue's redrive policy cannot be read
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +60,7 @@ class Consumer:
     def __init__(
         self,
         *,
-        receive: ReceiveMessages,
-        change_visibility: ChangeVisibility,
+        queue: Queue,
         writer: S3Writer,
         deleter: BatchDeleter,
         heartbeat: Heartbeat,
@@ -74,13 +69,13 @@ class Consumer:
         metrics: ConsumerMetrics,
         poison_schedule: PoisonSchedule,
     ) -> None:
-        self._receive = receive
-        self._change_visibility = change_visibility
+        self._queue = queue
         self._writer = writer
         self._deleter = deleter
         self._heartbeat = heartbeat
         self._poller_count = pollers
-        self._slots = SlotPool(max_in_flight)
+        # One slot per message received and not yet finished: pollers ask SQS only for as many as there is room for.
+        self._slots = asyncio.BoundedSemaphore(max_in_flight)
         self._metrics = metrics
         self._poison_schedule = poison_schedule
         self._pollers: list[asyncio.Task[None]] = []
@@ -107,25 +102,25 @@ class Consumer:
     async def _poll(self, number: int) -> None:
         error_backoff = 0.5
         while not self._stopping:
-            wanted = await self._slots.acquire_up_to(_MAX_RECEIVE)
+            wanted = await _acquire_up_to(self._slots, SQS_MAX_BATCH)
             try:
-                response = await self._receive(wanted)
+                response = await self._queue.receive(wanted)
             except asyncio.CancelledError:
-                self._slots.release(wanted)
+                _release(self._slots, wanted)
                 raise
             except Exception as exc:  # SQS unreachable or throttling: back off, keep the process alive
-                self._slots.release(wanted)
+                _release(self._slots, wanted)
                 log.warning("receive_failed", poller=number, error=error_code(exc), retry_in_seconds=error_backoff)
                 await asyncio.sleep(error_backoff)
                 error_backoff = min(error_backoff * 2, _RECEIVE_ERROR_BACKOFF_CAP_SECONDS)
                 continue
             error_backoff = 0.5
             messages = response.get("Messages", [])
-            self._slots.release(wanted - len(messages))
+            _release(self._slots, wanted - len(messages))
             self._observe_receive(messages)
             if self.draining:  # a poll that returned after the stop: give the messages back untouched
                 await self._heartbeat.release([message["ReceiptHandle"] for message in messages])
-                self._slots.release(len(messages))
+                _release(self._slots, len(messages))
                 return
             for message in messages:
                 task = asyncio.create_task(self._process(message))
@@ -171,7 +166,7 @@ class Consumer:
         finally:
             self._heartbeat.untrack(tracked)
             self._metrics.in_flight.dec()
-            self._slots.release(1)
+            self._slots.release()
 
     async def _poison(self, message: Mapping[str, Any], exc: EnvelopeError) -> None:
         """Left to the redrive policy: never deleted here, made visible again with a growing delay."""
@@ -187,7 +182,7 @@ class Consumer:
             visible_again_in_seconds=delay,
         )
         try:
-            await self._change_visibility(str(message["ReceiptHandle"]), delay)
+            await self._queue.change_visibility(str(message["ReceiptHandle"]), delay)
         except Exception as change_error:  # it comes back after the queue's visibility timeout instead
             log.warning("poison_visibility_change_failed", error=error_code(change_error))
 
@@ -225,3 +220,18 @@ def _receive_count(message: Mapping[str, Any]) -> int:
         return max(1, int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1")))
     except ValueError:
         return 1
+
+
+async def _acquire_up_to(slots: asyncio.BoundedSemaphore, wanted: int) -> int:
+    """Waits for one free slot, then takes those free at once too, up to `wanted`."""
+    await slots.acquire()
+    taken = 1
+    while taken < wanted and not slots.locked():  # not locked: acquire() returns without waiting
+        await slots.acquire()
+        taken += 1
+    return taken
+
+
+def _release(slots: asyncio.BoundedSemaphore, count: int) -> None:
+    for _ in range(count):
+        slots.release()  # ValueError when more are released than were taken

@@ -1,0 +1,75 @@
+"""In-process fakes of the services' AWS adapters, for unit tests (integration tests use real servers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from consumer_service.sqs_queue import QueueSettings
+
+
+class FakeQueue:
+    """The consumer's `Queue`: hands out the messages given, records visibility changes and deletes with when."""
+
+    def __init__(
+        self,
+        messages: Sequence[Mapping[str, Any]] = (),
+        *,
+        delete_seconds: float = 0.0,
+        settings: QueueSettings | None = None,
+    ) -> None:
+        self._messages = list(messages)
+        self._delete_seconds = delete_seconds
+        self._settings = settings or QueueSettings(visibility_timeout_seconds=30, max_receive_count=5)
+        self.extensions: list[tuple[float, list[str]]] = []
+        self.visibility_changes: list[tuple[float, str, int]] = []
+        self.deleted: list[str] = []
+        self.delete_started: float | None = None
+        self.receives = 0
+
+    async def settings(self) -> QueueSettings:
+        return self._settings
+
+    async def receive(self, count: int) -> Mapping[str, Any]:
+        self.receives += 1
+        if self._messages:
+            messages, self._messages = self._messages[:count], self._messages[count:]
+            return {"Messages": messages}
+        await asyncio.sleep(0.05)  # an empty long poll, short
+        return {"Messages": []}
+
+    async def change_visibility(self, receipt_handle: str, seconds: int) -> Mapping[str, Any]:
+        self.visibility_changes.append((time.monotonic(), receipt_handle, seconds))
+        return {}
+
+    async def change_visibility_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
+        self.extensions.append((time.monotonic(), [entry["ReceiptHandle"] for entry in entries]))
+        return {"Successful": [{"Id": entry["Id"]} for entry in entries]}
+
+    async def delete_batch(self, entries: list[dict[str, str]]) -> Mapping[str, Any]:
+        self.delete_started = time.monotonic()
+        await asyncio.sleep(self._delete_seconds)
+        self.deleted.extend(entry["ReceiptHandle"] for entry in entries)
+        return {"Successful": [{"Id": entry["Id"]} for entry in entries]}
+
+    async def attributes(self, queue_url: str, names: Sequence[str]) -> dict[str, str]:
+        return dict.fromkeys(names, "0")
+
+
+class FakeStore:
+    """The consumer's `ObjectStore`: objects in a dict, never overwritten (412 like S3's If-None-Match)."""
+
+    def __init__(self, *, put_seconds: float = 0.0) -> None:
+        self._put_seconds = put_seconds
+        self.objects: dict[str, bytes] = {}
+
+    async def put_new(self, key: str, body: bytes) -> None:
+        await asyncio.sleep(self._put_seconds)
+        if key in self.objects:
+            response: Any = {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {"HTTPStatusCode": 412}}
+            raise ClientError(response, "PutObject")
+        self.objects[key] = body
