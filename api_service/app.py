@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import aclosing
 from functools import partial
 from importlib import resources
-from typing import Any
 
 import aioboto3
 from aiohttp import web
@@ -22,10 +21,12 @@ from api_service.keys import (
     METRICS,
     OPENAPI_DOCUMENT,
     PUBLISHER,
+    QUEUE,
     RANDOM_IDS,
     REGISTRY,
     SETTINGS,
     TOKEN_CACHE,
+    TOKEN_SOURCE,
 )
 from api_service.lifecycle import Lifecycle
 from api_service.memory_budget import MemoryBudget
@@ -33,7 +34,8 @@ from api_service.metrics import ApiMetrics, PublisherMetrics, TokenMetrics
 from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher
 from api_service.sqs.json_client import SqsJsonClient, session_credentials
-from api_service.token_cache import TokenCache
+from api_service.sqs.queue import SendQueue, SqsQueue
+from api_service.token_cache import TokenCache, TokenSource
 from api_service.token_source import SsmTokenSource
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.logging import AccessLog
@@ -46,11 +48,10 @@ async def sqs_endpoint(session: aioboto3.Session, region: str) -> str:
         return str(resolver.meta.endpoint_url)
 
 
-async def aws_resources(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
-    """One SSM client and one SQS client for the life of the process, with the token cache and publisher on them."""
+async def aws_adapters(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
+    """One SQS client and one SSM client for the life of the process, each behind its adapter."""
     settings = app[SETTINGS]
-    registry = app[REGISTRY]
-    aws_metrics = AwsCallMetrics(registry)
+    aws_metrics = AwsCallMetrics(app[REGISTRY])
     ssm_config = client_config(max_pool_connections=2, read_timeout=5.0, max_attempts=3)
     # The publisher retries on its own within a deadline: one attempt per call, with tight timeouts.
     sqs = SqsJsonClient(
@@ -62,45 +63,54 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         request_timeout=5.0,
     )
     async with aclosing(sqs), session.client("ssm", region_name=settings.region, config=ssm_config) as ssm:
-
-        async def send_batch(entries: list[dict[str, Any]]) -> dict[str, Any]:
-            return await aws_metrics.call(
-                "sqs", "SendMessageBatch", partial(sqs.send_message_batch, settings.queue_url, entries)
-            )
-
-        token_cache = TokenCache(
-            SsmTokenSource(
-                ssm,
-                settings.token_parameter_name,
-                aws_metrics,
-                rotation_grace_seconds=settings.token_rotation_grace_seconds,
-            ),
-            refresh_seconds=settings.token_refresh_seconds,
-            max_staleness_seconds=settings.token_max_staleness_seconds,
+        app[QUEUE] = SqsQueue(sqs, settings.queue_url, aws_metrics)
+        app[TOKEN_SOURCE] = SsmTokenSource(
+            ssm,
+            settings.token_parameter_name,
+            aws_metrics,
             rotation_grace_seconds=settings.token_rotation_grace_seconds,
-            early_refresh_seconds=settings.token_early_refresh_seconds,
-            metrics=TokenMetrics(registry),
         )
-        publisher = BatchPublisher(
-            send_batch,
-            linger_seconds=settings.publish_linger_seconds,
-            max_batches_in_flight=settings.publish_max_batches_in_flight,
-            max_pending=settings.publish_max_pending,
-            deadline_seconds=settings.publish_deadline_seconds,
-            metrics=PublisherMetrics(registry),
-        )
-        app[TOKEN_CACHE] = token_cache
-        app[PUBLISHER] = publisher
-        await token_cache.start()
-        publisher.start()
-        try:
-            yield
-        finally:
-            await publisher.close(settings.shutdown_grace_seconds)
-            await token_cache.stop()
+        yield
 
 
-def create_app(settings: ApiSettings, *, session: aioboto3.Session | None = None) -> web.Application:
+async def token_cache(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    cache = app[TOKEN_CACHE] = TokenCache(
+        app[TOKEN_SOURCE],
+        refresh_seconds=settings.token_refresh_seconds,
+        max_staleness_seconds=settings.token_max_staleness_seconds,
+        rotation_grace_seconds=settings.token_rotation_grace_seconds,
+        early_refresh_seconds=settings.token_early_refresh_seconds,
+        metrics=TokenMetrics(app[REGISTRY]),
+    )
+    await cache.start()
+    yield
+    await cache.stop()
+
+
+async def publisher(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    batch_publisher = app[PUBLISHER] = BatchPublisher(
+        app[QUEUE].send_batch,
+        linger_seconds=settings.publish_linger_seconds,
+        max_batches_in_flight=settings.publish_max_batches_in_flight,
+        max_pending=settings.publish_max_pending,
+        deadline_seconds=settings.publish_deadline_seconds,
+        metrics=PublisherMetrics(app[REGISTRY]),
+    )
+    batch_publisher.start()
+    yield
+    await batch_publisher.close(settings.shutdown_grace_seconds)
+
+
+def create_app(
+    settings: ApiSettings,
+    *,
+    session: aioboto3.Session | None = None,
+    queue: SendQueue | None = None,
+    token_source: TokenSource | None = None,
+) -> web.Application:
+    """The API's app; with `queue` and `token_source` given (fakes in tests) it makes no AWS client."""
     app = web.Application(client_max_size=settings.max_body_bytes, middlewares=[observe_request])
     registry = new_registry("api")
     app[SETTINGS] = settings
@@ -111,7 +121,13 @@ def create_app(settings: ApiSettings, *, session: aioboto3.Session | None = None
     app[RANDOM_IDS] = RandomIds()
     app[ACCESS_LOG] = AccessLog("api_service.access")
     app[OPENAPI_DOCUMENT] = resources.files("api_service").joinpath("openapi.json").read_bytes()
-    app.cleanup_ctx.append(partial(aws_resources, session or aioboto3.Session()))
+    if queue is None or token_source is None:
+        app.cleanup_ctx.append(partial(aws_adapters, session or aioboto3.Session()))
+    else:
+        app[QUEUE], app[TOKEN_SOURCE] = queue, token_source
+    # Stopped in reverse: the publisher flushes first, then the token cache stops, then the clients close.
+    app.cleanup_ctx.append(token_cache)
+    app.cleanup_ctx.append(publisher)
     app.router.add_post("/api/email", ingest_email)
     app.router.add_get("/healthz", liveness)
     app.router.add_get("/health", liveness)

@@ -13,12 +13,15 @@ from api_service.lifecycle import Lifecycle
 from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
-from api_service.token_cache import TokenCache
+from api_service.sqs.queue import SendQueue
+from api_service.token_cache import TokenCache, TokenSource
 from ingest_common.logging import AccessLog
 
 SETTINGS: Final = web.AppKey("settings", ApiSettings)
 REGISTRY: Final = web.AppKey("registry", CollectorRegistry)
 METRICS: Final = web.AppKey("metrics", ApiMetrics)
+QUEUE: Final = web.AppKey("queue", SendQueue)
+TOKEN_SOURCE: Final = web.AppKey("token_source", TokenSource)
 TOKEN_CACHE: Final = web.AppKey("token_cache", TokenCache)
 PUBLISHER: Final = web.AppKey("publisher", BatchPublisher)
 MEMORY_BUDGET: Final = web.AppKey("memory_budget", MemoryBudget)

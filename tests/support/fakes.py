@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from api_service.token_source import TokenVersion
 from consumer_service.sqs_queue import QueueSettings
 
 
@@ -73,3 +76,29 @@ class FakeStore:
             response: Any = {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {"HTTPStatusCode": 412}}
             raise ClientError(response, "PutObject")
         self.objects[key] = body
+
+
+class FakeSendQueue:
+    """The API's `SendQueue`: takes every entry (or fails every call with `error`) and keeps what it took."""
+
+    def __init__(self, *, error: Exception | None = None) -> None:
+        self.error = error
+        self.batches: list[list[dict[str, Any]]] = []
+
+    async def send_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
+        if self.error is not None:
+            raise self.error
+        self.batches.append(entries)
+        return {"Successful": [{"Id": entry["Id"], "MessageId": f"msg-{uuid.uuid4()}"} for entry in entries]}
+
+
+class FakeTokenSource:
+    """The API's `TokenSource`: one token version, written a day ago (None: SSM cannot be reached)."""
+
+    def __init__(self, token: str | None) -> None:
+        self.token = token
+
+    async def versions(self) -> list[TokenVersion]:
+        if self.token is None:
+            raise OSError("SSM unreachable")
+        return [TokenVersion(1, self.token, datetime.now(UTC) - timedelta(days=1))]

@@ -1,0 +1,28 @@
+"""The API's one SQS adapter: SendMessageBatch to its queue over the lean JSON client, each call counted once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import partial
+from typing import Any, Protocol
+
+from api_service.sqs.json_client import SqsJsonClient
+from ingest_common.aws import AwsCallMetrics
+
+
+class SendQueue(Protocol):
+    """What the publisher asks of SQS; `SqsQueue` on AWS, an in-process fake in unit tests."""
+
+    async def send_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]: ...
+
+
+class SqsQueue:
+    def __init__(self, client: SqsJsonClient, queue_url: str, aws_metrics: AwsCallMetrics) -> None:
+        self._client = client
+        self._url = queue_url
+        self._aws = aws_metrics
+
+    async def send_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
+        return await self._aws.call(
+            "sqs", "SendMessageBatch", partial(self._client.send_message_batch, self._url, entries)
+        )

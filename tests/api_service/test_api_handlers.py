@@ -1,0 +1,145 @@
+"""The API's validation and status codes, in-process against fakes of its SQS and SSM adapters: no AWS server.
+
+The data path against real servers is in test_api_integration.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from api_service.app import begin_drain, create_app
+from api_service.config import ApiSettings
+from tests.aws_helpers import seed_payload
+from tests.support.api import Api, assert_problem, post_email
+from tests.support.fakes import FakeSendQueue, FakeTokenSource
+
+ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+def app_with_fakes(token: str, **overrides: Any) -> web.Application:
+    settings = ApiSettings(
+        region="us-east-1",
+        queue_url="https://sqs.us-east-1.amazonaws.com/000000000000/emails",
+        token_parameter_name="/email-ingest/test/api-token",
+        publish_linger_seconds=0.005,
+        **overrides,
+    )
+    return create_app(settings, queue=FakeSendQueue(), token_source=FakeTokenSource(token))
+
+
+@pytest.fixture
+async def api(aiohttp_client: ClientFactory, api_token: str) -> Api:
+    return await aiohttp_client(app_with_fakes(api_token))
+
+
+async def test_bearer_token_is_accepted(api: Api, api_token: str) -> None:
+    status, _, body = await post_email(api, seed_payload(None), headers={"Authorization": f"Bearer {api_token}"})
+    assert status == 200, body
+
+
+async def test_unsafe_request_id_is_replaced(api: Api, api_token: str) -> None:
+    status, headers, _ = await post_email(api, seed_payload(api_token), headers={"X-Request-ID": "evil\tvalue"})
+    assert status == 200
+    assert headers["X-Request-ID"] != "evil\tvalue"
+    assert len(headers["X-Request-ID"]) == 32
+
+
+async def test_idempotency_key_maps_to_one_email_id(api: Api, api_token: str) -> None:
+    first = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "order-42"})
+    second = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "order-42"})
+    other = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "order-43"})
+    assert first[0] == second[0] == other[0] == 200
+    assert first[2]["email_id"] == second[2]["email_id"] != other[2]["email_id"]
+    assert first[2]["message_id"] != second[2]["message_id"]
+
+
+# -- every error status ------------------------------------------------------------------------------
+
+
+async def test_malformed_json_is_400(api: Api) -> None:
+    response = await api.post("/api/email", data=b'{"data": ', headers={"Content-Type": "application/json"})
+    assert_problem(
+        response.status, dict(response.headers), await response.json(content_type=None), 400, "malformed-json"
+    )
+
+
+async def test_invalid_payload_lists_every_bad_field(api: Api, api_token: str) -> None:
+    payload = seed_payload(api_token, email_subject="", email_timestream="yesterday", extra="x")
+    del payload["data"]["email_content"]
+    payload["unexpected"] = True
+    status, headers, body = await post_email(api, payload)
+    assert_problem(status, headers, body, 400, "invalid-payload")
+    assert {error["pointer"] for error in body["errors"]} == {
+        "/data/email_subject",
+        "/data/email_timestream",
+        "/data/email_content",
+        "/data/extra",
+        "/unexpected",
+    }
+
+
+async def test_bad_idempotency_key_is_400(api: Api, api_token: str) -> None:
+    status, headers, body = await post_email(api, seed_payload(api_token), headers={"Idempotency-Key": "x" * 256})
+    assert_problem(status, headers, body, 400, "invalid-payload")
+    assert body["errors"] == [{"pointer": "/headers/Idempotency-Key", "detail": body["errors"][0]["detail"]}]
+
+
+@pytest.mark.parametrize("token", [None, "wrong", ""])
+async def test_missing_or_wrong_token_is_401_and_looks_the_same(api: Api, token: str | None) -> None:
+    status, headers, body = await post_email(api, seed_payload(token))
+    assert_problem(status, headers, body, 401, "unauthorized")
+    assert headers["WWW-Authenticate"].startswith("Bearer")
+    assert body["detail"] == "Send a valid token in the 'token' field or as 'Authorization: Bearer <token>'."
+
+
+async def test_wrong_bearer_token_is_401_even_with_a_good_body_token(api: Api, api_token: str) -> None:
+    status, _, _ = await post_email(api, seed_payload(api_token), headers={"Authorization": "Bearer nope"})
+    assert status == 401
+
+
+async def test_body_over_the_limit_is_413(aiohttp_client: ClientFactory, api_token: str) -> None:
+    api = await aiohttp_client(app_with_fakes(api_token, max_body_bytes=4096))
+    status, headers, body = await post_email(api, seed_payload(api_token, email_content="x" * 5000))
+    assert_problem(status, headers, body, 413, "payload-too-large")
+
+    async def chunks() -> Any:  # no Content-Length: the limit must hold for chunked bodies too
+        for _ in range(10):
+            yield b"x" * 1000
+
+    response = await api.post("/api/email", data=chunks(), headers={"Content-Type": "application/json"})
+    assert response.status == 413
+
+
+async def test_not_json_is_415(api: Api, api_token: str) -> None:
+    response = await api.post("/api/email", data=f"token={api_token}", headers={"Content-Type": "text/plain"})
+    body = await response.json(content_type=None)
+    assert_problem(response.status, dict(response.headers), body, 415, "unsupported-media-type")
+
+
+async def test_wrong_method_is_405_with_allow(api: Api) -> None:
+    response = await api.get("/api/email")
+    assert_problem(
+        response.status, dict(response.headers), await response.json(content_type=None), 405, "method-not-allowed"
+    )
+    assert response.headers["Allow"] == "POST"
+
+
+async def test_unknown_path_is_a_404_problem(api: Api) -> None:
+    response = await api.get("/nope")
+    assert_problem(response.status, dict(response.headers), await response.json(content_type=None), 404, "not-found")
+
+
+async def test_draining_fails_readiness_and_refuses_new_emails(api: Api, api_token: str) -> None:
+    begin_drain(api.app)
+    ready = await api.get("/readyz")
+    assert ready.status == 503
+    assert "draining" in (await ready.json())["checks"]
+    status, headers, body = await post_email(api, seed_payload(api_token))
+    assert_problem(status, headers, body, 503, "service-unavailable")
+    assert headers["Retry-After"] == "1"
+    assert (await api.get("/healthz")).status == 200, "liveness stays up while draining"
