@@ -32,9 +32,8 @@ fmt: venv ## format the code
 test: venv tools lint ## the whole test suite: lint, unit, integration, end-to-end, chart, Terraform, workflows
 	EMAIL_INGEST_REQUIRE_TOOLS=1 pytest $(PYTEST_ARGS)
 
-test-fast: venv ## the unit tests that start no server (seconds)
-	pytest tests/ingest_common tests/api_service/test_publisher.py tests/api_service/test_token_cache.py \
-		tests/api_service/test_config.py tests/api_service/test_openapi.py tests/consumer_service/test_config.py $(PYTEST_ARGS)
+test-fast: venv ## every test not marked integration: no server, no process (a started process fails the test)
+	pytest -m "not integration and not slow" --no-processes $(PYTEST_ARGS)
 
 run: venv ## the pipeline on 127.0.0.1: moto, the API, the consumer (LOCAL_AWS=fast: ElasticMQ + gofakes3, installed on demand)
 	@if [ "$${LOCAL_AWS:-moto}" = fast ]; then bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh; fi

@@ -1,10 +1,17 @@
-"""Fixtures that start real servers on free 127.0.0.1 ports and stop them."""
+"""Fixtures that start real servers on free 127.0.0.1 ports and stop them, and the `integration` marker.
+
+A test that uses one of these fixtures (or one of the reliability and security suites' pipelines) is marked
+`integration` at collection; modules that start processes by themselves carry the marker explicitly.
+`make test-fast` runs what is left with --no-processes, under which a test that starts a process fails.
+"""
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +82,35 @@ def aws_env(moto_server: MotoServer, sqs_endpoint: str, monkeypatch: pytest.Monk
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", sqs_endpoint)
     return moto_server.endpoint_url
+
+
+# Fixtures that start (or stand on) a server process: a test using any of them is an integration test.
+SERVER_FIXTURES = frozenset(
+    {"moto_server", "elasticmq_server", "sqs_endpoint", "aws_resources", "aws_env", "pipeline", "secured", "healthy"}
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if fixtures & SERVER_FIXTURES or item.get_closest_marker("tools") is not None:
+            item.add_marker(pytest.mark.integration)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--no-processes",
+        action="store_true",
+        help="fail any test that starts a process (make test-fast: proves the unmarked tests start none)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _no_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    if not request.config.getoption("--no-processes"):
+        return
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *_: Any, **__: Any) -> None:
+        raise AssertionError(f"this test started a process ({args!r}): mark it integration")
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", refuse)

@@ -18,6 +18,7 @@ from tests.aws_helpers import receive_all, seed_payload
 from tests.support.api import post
 
 
+@pytest.mark.integration
 def test_bad_configuration_exits_2_naming_every_variable() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "api_service"],

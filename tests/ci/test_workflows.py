@@ -383,6 +383,7 @@ YAMLLINT_CONFIG = (
 )
 
 
+@pytest.mark.integration
 def test_yamllint_is_clean() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "yamllint", "-f", "parsable", "-d", YAMLLINT_CONFIG, ".github"],

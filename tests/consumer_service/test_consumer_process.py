@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
@@ -18,6 +20,7 @@ from tests.aws_helpers import queue_depth, stored_keys, wait_for
 from tests.support.consumer import enqueue, envelope
 
 
+@pytest.mark.integration
 def test_bad_configuration_exits_2_naming_every_variable() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "consumer_service"],
@@ -125,6 +128,7 @@ def test_redrive_moves_dead_letters_back_and_dry_run_changes_nothing(
     assert bodies == {f"dead-{i}" for i in range(25)}
 
 
+@pytest.mark.integration
 def test_redrive_rejects_bad_arguments() -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "consumer_service.redrive", "--source", "a", "--destination", "b",

@@ -11,6 +11,8 @@ import stat
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from devstack.elasticmq import ELASTICMQ_VERSION
 from tests.tooling import REPO_ROOT
 
@@ -82,6 +84,7 @@ def run_installer(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[s
     )  # fmt: skip
 
 
+@pytest.mark.integration
 def test_without_java_it_installs_debians_jre_and_shows_progress(tmp_path: Path) -> None:
     completed = run_installer(tmp_path)
     output = completed.stderr
@@ -104,6 +107,7 @@ def test_without_java_it_installs_debians_jre_and_shows_progress(tmp_path: Path)
     assert "default-jre-headless" not in again.stderr
 
 
+@pytest.mark.integration
 def test_a_failed_apt_install_shows_why(tmp_path: Path) -> None:
     completed = run_installer(tmp_path, APT_FAILS="1")
     assert completed.returncode != 0

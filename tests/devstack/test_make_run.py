@@ -173,6 +173,7 @@ def stop_and_assert_nothing_left(launcher: Launcher, signum: int, children: list
     assert len(gone) == len(children)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_moto_launcher_serves_the_whole_pipeline_and_stops_everything(signum: int, launch: type[Launcher]) -> None:
     ports = free_ports("moto")
@@ -226,6 +227,7 @@ def test_fast_launcher_serves_the_whole_pipeline_and_ctrl_c_stops_everything(
             assert probe.connect_ex(("127.0.0.1", int(port))) != 0, f"{name} still answers"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("local_aws", "variable"),
     [("moto", "API_PORT"), ("moto", "EMULATOR_PORT"), ("fast", "CONSUMER_PORT"), ("fast", "SQS_PORT"),
@@ -247,6 +249,7 @@ def test_a_taken_port_names_the_variable_to_change(local_aws: str, variable: str
     assert "Traceback" not in completed.stderr
 
 
+@pytest.mark.integration
 def test_launcher_generates_a_token_when_none_is_given(launch: type[Launcher]) -> None:
     launcher = launch(free_ports("moto"))
     launcher.wait_for(READY)
@@ -257,6 +260,7 @@ def test_launcher_generates_a_token_when_none_is_given(launch: type[Launcher]) -
     assert launcher.process.wait(60) == 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("env", "expected"),
     [({"API_PORT": "eighty"}, "API_PORT"), ({"LOCAL_AWS": "quick"}, "LOCAL_AWS='quick': choose moto or fast"),
@@ -271,6 +275,7 @@ def test_launcher_rejects_bad_settings(env: dict[str, str], expected: str) -> No
     assert expected in completed.stderr
 
 
+@pytest.mark.integration
 def test_fast_without_its_tools_says_how_to_install_them(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, "-m", "devstack"], cwd=REPO_ROOT,

@@ -72,6 +72,7 @@ def test_copy_check_detects_a_difference(tmp_path: Path) -> None:
     ]
 
 
+@pytest.mark.integration
 def test_sync_script_replaces_the_chart_copies(tmp_path: Path) -> None:
     """The script, run in a scratch tree, copies the sources and removes copies that have no source."""
     (tmp_path / "scripts").mkdir()

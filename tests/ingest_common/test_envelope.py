@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ingest_common.email import (
@@ -167,10 +167,43 @@ def test_every_valid_envelope_round_trips_and_is_sqs_safe(email: Email, request_
     assert parse_envelope(body).email == email
 
 
-@given(st.binary(max_size=200))
-def test_parse_never_raises_anything_but_envelope_error(body: bytes) -> None:
-    with contextlib.suppress(EnvelopeError):
+# Values each envelope field must refuse (with its reason); the others come from a valid envelope.
+_BAD_FIELDS: dict[str, tuple[list[object], str]] = {
+    "v": ([2, "1", True, None], "unsupported_version"),
+    "email_id": (["", 5, "a/b", "..", "x" * 129, "tab\there"], "invalid_envelope"),
+    "received_at": (["yesterday", 1693561101, "2026-11-22T18:51:11.123"], "invalid_envelope"),
+    "request_id": ([None, "", "r" * 129], "invalid_envelope"),
+    "email": ([{}, "x", {"email_subject": "s"}], "invalid_envelope"),
+}
+
+
+@settings(deadline=None)  # a loaded CI machine must not turn a slow example into a failure
+@given(broken=st.sets(st.sampled_from(sorted(_BAD_FIELDS)), max_size=2), data=st.data())
+def test_an_envelope_parses_exactly_when_every_field_is_valid(broken: set[str], data: st.DataObject) -> None:
+    """Valid envelopes with zero or more fields spoilt: the valid ones decode to the same envelope, the others
+    are refused with EnvelopeError (never anything else) and the reason of a spoilt field."""
+    document = orjson.loads(make_envelope().to_body())
+    for field in broken:
+        document[field] = data.draw(st.sampled_from(_BAD_FIELDS[field][0]), label=field)
+    body = orjson.dumps(document)
+    if not broken:
+        parsed = parse_envelope(body)
+        assert parsed.to_body() == make_envelope().to_body()
+        return
+    with pytest.raises(EnvelopeError) as refused:
         parse_envelope(body)
+    assert refused.value.reason in {_BAD_FIELDS[field][1] for field in broken}
+
+
+@settings(deadline=None)
+@given(body=st.binary(max_size=200), cut=st.integers(min_value=0, max_value=400))
+def test_parse_never_raises_anything_but_envelope_error(body: bytes, cut: int) -> None:
+    """Arbitrary bytes, and a valid body cut short or with bytes spliced in: an envelope or EnvelopeError."""
+    valid = make_envelope().to_body().encode()
+    for candidate in (body, valid[:cut], valid[:cut] + body + valid[cut:]):
+        with contextlib.suppress(EnvelopeError):
+            parsed = parse_envelope(candidate)  # a splice inside a string can leave a valid envelope: it round trips
+            assert parse_envelope(parsed.to_body()).to_body() == parsed.to_body()
 
 
 @pytest.mark.parametrize(

@@ -106,6 +106,7 @@ def test_configured_lines_are_json_with_service_level_and_timestamp() -> None:
     assert record["ts"].endswith("Z")
 
 
+@pytest.mark.integration
 def test_lines_still_buffered_when_the_process_exits_are_written() -> None:
     program = (
         "import asyncio, structlog\n"

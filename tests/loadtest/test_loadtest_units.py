@@ -241,6 +241,7 @@ def test_unit_limits_from_env() -> None:
         Limits.from_env({"LOADTEST_MAX_P95_MS": "fast"})
 
 
+@pytest.mark.integration
 def test_unit_pure_modules_do_not_import_locust() -> None:
     """Importing locust monkey-patches the standard library (gevent): the modules tests import must not."""
     code = (

@@ -120,6 +120,7 @@ def locust_run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Locus
     yield from run_locust(request.param, tmp_path)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("locust_run", [Scenario("ok")], indirect=True, ids=["ok"])
 def test_good_api_passes_with_reports(locust_run: LocustRun) -> None:
     assert locust_run.completed.returncode == 0, locust_run.output
@@ -144,6 +145,7 @@ def test_good_api_passes_with_reports(locust_run: LocustRun) -> None:
     assert "shed" not in stats
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("locust_run", "expected_in_log", "expected_in_failures"),
     [
@@ -167,6 +169,7 @@ def test_broken_thresholds_fail_the_run(locust_run: LocustRun, expected_in_log: 
     assert (locust_run.reports / "run_stats.csv").is_file()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "locust_run",
     [
@@ -186,6 +189,7 @@ def test_limits_are_configurable(locust_run: LocustRun) -> None:
         assert "POST /api/email" not in stats or stats["POST /api/email"]["requests"] == 0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "locust_run",
     [
@@ -216,6 +220,7 @@ def test_shapes_end_the_run_by_themselves(locust_run: LocustRun) -> None:
     assert locust_run.report()["summary"]["requests"] > 0
 
 
+@pytest.mark.integration
 def test_missing_token_is_refused(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOADTEST_")}
     completed = subprocess.run(
@@ -231,6 +236,7 @@ def test_missing_token_is_refused(tmp_path: Path) -> None:
     assert "LOADTEST_TOKEN is not set" in completed.stderr
 
 
+@pytest.mark.integration
 def test_bad_shape_is_refused(tmp_path: Path) -> None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOADTEST_")}
     env.update({"LOADTEST_TOKEN": TOKEN, "LOADTEST_SHAPE": "ramp"})

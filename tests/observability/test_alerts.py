@@ -84,12 +84,14 @@ def test_there_are_rule_files_and_alerts() -> None:
     assert len(set(ALERT_IDS)) == len(ALERT_IDS), "alert names must be unique"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_promtool_check_rules(path: Path) -> None:
     promtool = require_tool("promtool")
     run_tool([promtool, "check", "rules", str(path)])
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", TEST_FILES, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(path: Path) -> None:
     promtool = require_tool("promtool")
@@ -178,6 +180,7 @@ def _mutated_suite(alert: Alert, tmp_path: Path, mutate: str) -> Path:
     return suite_file
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mutate", ["unchanged", "never_fires", "without_for"])
 @pytest.mark.parametrize("alert", ALERTS, ids=ALERT_IDS)
 def test_promtool_cases_catch_a_broken_alert(alert: Alert, mutate: str, tmp_path: Path) -> None:

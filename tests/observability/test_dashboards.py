@@ -44,6 +44,7 @@ def test_regenerating_gives_the_committed_file_byte_for_byte(name: str) -> None:
     )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "invocation", [["-m", "observability.dashboards.generate"], ["observability/dashboards/generate.py"]]
 )
@@ -183,6 +184,7 @@ def test_every_metric_a_dashboard_queries_is_in_the_contract(path: Path) -> None
             assert known_metric(selector.metric), f"{query.name}: unknown metric {selector.metric!r}"
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
 def test_dashboard_queries_are_valid_promql(path: Path, tmp_path: Path) -> None:
     """promtool parses each expression (variables substituted) as a recording rule."""

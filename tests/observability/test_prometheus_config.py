@@ -41,6 +41,7 @@ def test_custom_rule_list() -> None:
     assert config["rule_files"] == []
 
 
+@pytest.mark.integration
 def test_promtool_accepts_the_rendered_config(tmp_path: Path) -> None:
     promtool = require_tool("promtool")
     path = tmp_path / "prometheus.yml"

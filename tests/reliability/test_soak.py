@@ -31,6 +31,7 @@ def _injected(lines: list[str]) -> list[str]:
     return [line.split("fault: ", 1)[1].split(" for ")[0] for line in lines if "] fault: " in line]
 
 
+@pytest.mark.integration
 def test_short_soak_with_every_fault_accounts_for_every_email(tmp_path: Path) -> None:
     completed, lines = _run_soak(tmp_path, "--emails", "1000", "--fault-seconds", "2", timeout=240)
     output = f"{completed.stdout}\n{completed.stderr}"
@@ -44,6 +45,7 @@ def test_short_soak_with_every_fault_accounts_for_every_email(tmp_path: Path) ->
     assert injected.count("consumer-kill") == 2, output
 
 
+@pytest.mark.integration
 def test_soak_arguments_are_checked(tmp_path: Path) -> None:
     completed, _ = _run_soak(tmp_path, "--emails", "0", timeout=60)
     assert completed.returncode == 2

@@ -54,18 +54,18 @@ def _rss(pipeline: FaultyPipeline) -> int:
 
 
 @pytest.fixture(scope="module")
-def baseline_rss(secured: FaultyPipeline) -> Iterator[int]:
-    before = _rss(secured)
-    yield before
-    after = _rss(secured)
-    assert after - before < RSS_GROWTH_LIMIT, f"API RSS grew by {(after - before) / 2**20:.1f} MiB"
+def baseline_rss(secured: FaultyPipeline) -> int:
+    """The API's RSS before the module's first case (the last test compares against it)."""
+    return _rss(secured)
 
 
 @pytest.fixture
-def api(pipeline: FaultyPipeline, baseline_rss: int) -> Iterator[FaultyPipeline]:
-    assert baseline_rss > 0
-    yield pipeline
-    assert http_status(f"{pipeline.api_url}/healthz") == 200
+def api(pipeline: FaultyPipeline, baseline_rss: int) -> FaultyPipeline:
+    return pipeline
+
+
+def assert_still_up(pipeline: FaultyPipeline) -> None:
+    assert http_status(f"{pipeline.api_url}/healthz") == 200, "the API must answer /healthz after the case"
 
 
 CASES: dict[str, tuple[bytes | None, int, str]] = {
@@ -119,6 +119,7 @@ def test_hostile_bodies_get_clear_4xx(api: FaultyPipeline, name: str) -> None:
     assert (answer_status, content_type) == (status, "application/problem+json")
     assert document["type"] == f"https://email-ingest.dev/problems/{slug}"
     assert document["status"] == status
+    assert_still_up(api)
 
 
 def test_body_limit_holds_for_chunked_uploads(api: FaultyPipeline) -> None:
@@ -127,6 +128,7 @@ def test_body_limit_holds_for_chunked_uploads(api: FaultyPipeline) -> None:
     status, _, document = _post(api, chunks)
     assert status == 413
     assert str(document["type"]).endswith("/payload-too-large")
+    assert_still_up(api)
 
 
 def test_a_lying_content_length_is_refused_before_the_body(api: FaultyPipeline) -> None:
@@ -139,6 +141,7 @@ def test_a_lying_content_length_is_refused_before_the_body(api: FaultyPipeline) 
         head = sock.recv(4096)
     assert head.startswith(b"HTTP/1.1 413"), head[:100]
     assert time.monotonic() - started < 2
+    assert_still_up(api)
 
 
 def test_slowloris_does_not_starve_the_api(api: FaultyPipeline) -> None:
@@ -157,6 +160,7 @@ def test_slowloris_does_not_starve_the_api(api: FaultyPipeline) -> None:
     finally:
         for sock in connections:
             sock.close()
+    assert_still_up(api)
 
 
 def test_many_connections_and_concurrent_bad_requests(api: FaultyPipeline) -> None:
@@ -168,6 +172,7 @@ def test_many_connections_and_concurrent_bad_requests(api: FaultyPipeline) -> No
     finally:
         for sock in idle:
             sock.close()
+    assert_still_up(api)
 
 
 def test_many_unknown_fields_answer_stays_bounded(api: FaultyPipeline) -> None:
@@ -177,3 +182,10 @@ def test_many_unknown_fields_answer_stays_bounded(api: FaultyPipeline) -> None:
     status, _, answer = _post(api, body)
     assert status == 400, answer
     assert len(json.dumps(answer)) < 8 * len(body), "the error answer amplifies the request too much"
+    assert_still_up(api)
+
+
+def test_memory_stays_bounded_through_the_barrage(api: FaultyPipeline, baseline_rss: int) -> None:
+    """Last in the module: the API's RSS after every case above, against the baseline taken before them."""
+    growth = _rss(api) - baseline_rss
+    assert growth < RSS_GROWTH_LIMIT, f"API RSS grew by {growth / 2**20:.1f} MiB"

@@ -89,12 +89,14 @@ def _bandit(*targets: str) -> list[dict[str, Any]]:
     return results
 
 
+@pytest.mark.integration
 def test_bandit_has_no_undecided_findings() -> None:
     findings = _bandit(*PACKAGES)
     assert findings, "bandit reported nothing at all: is it scanning the packages?"
     assert undecided(findings) == []
 
 
+@pytest.mark.integration
 def test_bandit_judgement_catches_a_new_finding(tmp_path: Path) -> None:
     probe = tmp_path / "probe.py"
     probe.write_text(

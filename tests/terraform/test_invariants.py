@@ -375,6 +375,7 @@ def _repository_files(directory: Path) -> list[Path]:
     return [REPO_ROOT / name for name in listing.stdout.split("\0") if name]
 
 
+@pytest.mark.integration
 def test_no_state_or_real_tfvars_in_the_repository() -> None:
     files = _repository_files(TERRAFORM_DIR)
     assert any(path.name == "terraform.tfvars.example" for path in files), "git listing found nothing"
@@ -386,6 +387,7 @@ def test_no_state_or_real_tfvars_in_the_repository() -> None:
     assert leaks == []
 
 
+@pytest.mark.integration
 def test_gitignore_keeps_local_terraform_files_out() -> None:
     names = ["terraform.tfstate", "terraform.tfstate.backup", "terraform.tfvars", "backend.hcl", "tfplan"]
     paths = [str(TERRAFORM_DIR / "envs" / "dev" / name) for name in names]
