@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from typing import Any, BinaryIO, Final
 
 import orjson
@@ -75,12 +75,13 @@ class LineBuffer:
 class UtcTimestamps:
     """`2026-11-22T18:51:11.123456Z` for now; the date and time part is formatted once per second."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock  # injected by tests, to cross a second without waiting for one
         self._second = -1
         self._prefix = ""
 
     def now(self) -> str:
-        moment = time.time()
+        moment = self._clock()
         second = int(moment)
         if second != self._second:
             self._second, self._prefix = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

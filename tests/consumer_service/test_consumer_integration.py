@@ -17,7 +17,7 @@ from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
-from tests.support.consumer import consumer_settings_for, enqueue, envelope, wait_until
+from tests.support.consumer import consumer_settings_for, enqueue, envelope, wait_for, wait_until
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 Consumer = TestClient[web.Request, web.Application]
@@ -170,12 +170,18 @@ async def test_s3_outage_deletes_nothing_and_stores_everything_after_recovery(
     envelopes = [envelope(i) for i in range(8)]
     enqueue(sqs_endpoint, resources.queue_url, [item.to_body() for item in envelopes])
     consumer = await aiohttp_client(create_app(consumer_settings_for(resources, s3_max_attempts=2)))
-    await asyncio.sleep(4)
-    metrics = await metrics_of(consumer)
-    assert metric_value(metrics, "email_ingest_consumer_processing_failures_total", {"reason": "s3_error"}) >= 8
-    assert metric_value(metrics, "email_ingest_consumer_messages_deleted_total") == 0
-    visible, in_flight = queue_depth(sqs_endpoint, resources.queue_url)
-    assert visible + in_flight == 8, "nothing may be deleted while S3 fails"
+
+    async def every_store_failed() -> bool:
+        metrics = await metrics_of(consumer)
+        return metric_value(metrics, "email_ingest_consumer_processing_failures_total", {"reason": "s3_error"}) >= 8
+
+    await wait_for(every_store_failed, timeout=30, what="failed stores")
+    assert metric_value(await metrics_of(consumer), "email_ingest_consumer_messages_deleted_total") == 0
+    # Visible and in-flight counts are read one after the other, so a message whose visibility runs out in
+    # between is in neither: look again for a moment. A deleted message would never come back.
+    await wait_until(
+        lambda: sum(queue_depth(sqs_endpoint, resources.queue_url)) == 8, timeout=5, what="all 8 still queued"
+    )
     s3.create_bucket(Bucket=resources.bucket)
     await wait_until(lambda: queue_depth(sqs_endpoint, resources.queue_url) == (0, 0), timeout=60, what="recovery")
     assert set(stored_objects(aws_env, resources.bucket)) == {item.s3_key("emails/") for item in envelopes}

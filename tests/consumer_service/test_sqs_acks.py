@@ -18,6 +18,7 @@ from devstack.bootstrap import Resources, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
 from ingest_common.aws import client_config
 from tests.aws_helpers import queue_depth
+from tests.support.consumer import wait_until
 
 
 @pytest.fixture
@@ -72,9 +73,16 @@ async def test_heartbeat_keeps_a_slow_message_invisible(
     [handle] = receive_handles(sqs_endpoint, queue_url, 1)
     heartbeat.start()
     heartbeat.track("m0", handle, asyncio.get_running_loop().time())
-    await asyncio.sleep(4.5)  # more than twice the visibility timeout
+    received = time.monotonic()
+    # Three extensions, one a second: the message outlives its 2 s visibility timeout only through them.
+    await wait_until(
+        lambda: (registry.get_sample_value("email_ingest_consumer_visibility_extensions_total") or 0) >= 3,
+        timeout=10,
+        what="three extensions",
+        interval=0.05,
+    )
+    assert time.monotonic() - received > 2, "past the visibility timeout"
     assert queue_depth(sqs_endpoint, queue_url) == (0, 1), "still in flight: the heartbeat extended it"
-    assert (registry.get_sample_value("email_ingest_consumer_visibility_extensions_total") or 0) >= 3
     await heartbeat.release([handle])
     await heartbeat.stop()
     assert queue_depth(sqs_endpoint, queue_url) == (1, 0), "released messages are visible again at once"
@@ -85,8 +93,9 @@ async def test_without_heartbeat_the_message_comes_back(
 ) -> None:
     """The control for the test above: it would fail if moto ignored visibility timeouts."""
     receive_handles(sqs_endpoint, aws_resources.queue_url, 1)
-    await asyncio.sleep(2.5)
-    assert queue_depth(sqs_endpoint, aws_resources.queue_url) == (1, 0)
+    received = time.monotonic()
+    await wait_until(lambda: queue_depth(sqs_endpoint, aws_resources.queue_url) == (1, 0), 10, "the message back")
+    assert time.monotonic() - received > 1.5, "back only once its 2 s visibility timeout ran out"
 
 
 # -- the heartbeat behind a fault proxy: a hung call, and a release racing an extension ----------------------

@@ -6,7 +6,6 @@ import asyncio
 import io
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -167,5 +166,11 @@ def test_timestamps_are_utc_microseconds_and_follow_the_clock() -> None:
     after = datetime.now(UTC)
     assert len(first) == len("2026-11-22T18:51:11.123456Z")
     assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(first.replace("Z", "+00:00")) <= after
-    time.sleep(1.1)  # a new second: the cached date and time part is redone
-    assert datetime.fromisoformat(stamps.now().replace("Z", "+00:00")) >= before + timedelta(seconds=1)
+
+
+def test_timestamps_redo_the_cached_second_when_the_clock_crosses_one() -> None:
+    clock = iter([1_693_561_100.75, 1_693_561_101.25, 1_693_561_101.5])  # exact in binary
+    stamps = UtcTimestamps(clock=lambda: next(clock))
+    assert stamps.now() == "2023-09-01T09:38:20.750000Z"
+    assert stamps.now() == "2023-09-01T09:38:21.250000Z"  # a new second: the cached date and time part is redone
+    assert stamps.now() == "2023-09-01T09:38:21.500000Z"

@@ -17,6 +17,7 @@ from datetime import date
 import pytest
 
 from devstack.faultproxy import Mode
+from tests.aws_helpers import wait_for
 from tests.reliability.harness import (
     PUBLISH_DEADLINE_SECONDS,
     TOKEN_MAX_STALENESS_SECONDS,
@@ -137,11 +138,15 @@ def test_s3_failing_deletes_nothing_and_stores_everything_after(healthy: FaultyP
     proxy.set_mode(Mode.REFUSE)
     replies = post_all(pipeline, emails_for(run_id, count, day), run_id=run_id, ledger=ledger)
     assert statuses(replies) == {200: count}
-    time.sleep(5)  # the consumer's put attempts for the first messages are spent by now
+    failures = "email_ingest_consumer_processing_failures_total"
+    wait_for(  # as many failed puts as messages: the consumer has been at them while S3 refused
+        lambda: pipeline.consumer_metric(failures) >= failures_before + count, timeout=60, message="refused puts"
+    )
     s3 = pipeline.s3()
     assert soak.count_objects(s3, pipeline.bucket, "emails/2030/01/03/") == 0
     proxy.set_mode(Mode.BLACKHOLE)
-    time.sleep(3)
+    dropped_before = proxy.stats().dropped_bytes
+    wait_for(lambda: proxy.stats().dropped_bytes > dropped_before, timeout=30, message="puts into the blackhole")
     assert soak.count_objects(s3, pipeline.bucket, "emails/2030/01/03/") == 0
     assert pipeline.consumer_metric("email_ingest_consumer_messages_deleted_total") == deleted_before
     assert pipeline.consumer_metric("email_ingest_consumer_processing_failures_total") > failures_before

@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -53,6 +53,18 @@ async def wait_until(condition: Callable[[], bool], timeout: float, what: str, *
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await asyncio.to_thread(condition):
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout: float, what: str, *, interval: float = 0.2
+) -> None:
+    """`wait_until` for a condition that is itself a coroutine (a metrics scrape through the test client)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await condition():
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
