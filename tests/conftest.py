@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from devstack.bootstrap import DUMMY_CREDENTIALS, Resources, StackNames, bootstrap
 from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
+from tests.support import Cleanups
 
 
 @pytest.fixture(scope="session")
@@ -114,3 +115,12 @@ def _no_processes(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatc
         raise AssertionError(f"this test started a process ({args!r}): mark it integration")
 
     monkeypatch.setattr(subprocess.Popen, "__init__", refuse)
+
+
+@pytest.fixture
+async def cleanups() -> AsyncIterator[Cleanups]:
+    """Stops what a test started (tasks, heartbeats, deleters), last started first, even when the test fails."""
+    registered: Cleanups = []
+    yield registered
+    for cleanup in reversed(registered):
+        await cleanup()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
 import pytest
@@ -62,20 +62,35 @@ def registry() -> CollectorRegistry:
     return CollectorRegistry()
 
 
-async def started(sqs: FakeSqs, registry: CollectorRegistry, **overrides: Any) -> BatchPublisher:
-    settings: dict[str, Any] = {
-        "linger_seconds": 0.01,
-        "max_batches_in_flight": 4,
-        "max_pending": 1000,
-        "deadline_seconds": 2.0,
-    }
-    settings.update(overrides)
-    publisher = BatchPublisher(sqs.send_batch, metrics=PublisherMetrics(registry), **settings)
-    publisher.start()
-    return publisher
+Start = Callable[..., Awaitable[BatchPublisher]]
 
 
-async def test_concurrent_messages_share_full_batches(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+@pytest.fixture
+async def started() -> AsyncIterator[Start]:
+    """Starts publishers on a fake SQS; each one is closed at teardown, even when its test fails."""
+    publishers: list[BatchPublisher] = []
+
+    async def start(sqs: FakeSqs, registry: CollectorRegistry, **overrides: Any) -> BatchPublisher:
+        settings: dict[str, Any] = {
+            "linger_seconds": 0.01,
+            "max_batches_in_flight": 4,
+            "max_pending": 1000,
+            "deadline_seconds": 2.0,
+        }
+        settings.update(overrides)
+        publisher = BatchPublisher(sqs.send_batch, metrics=PublisherMetrics(registry), **settings)
+        publishers.append(publisher)
+        publisher.start()
+        return publisher
+
+    yield start
+    for publisher in publishers:
+        await publisher.close(1)
+
+
+async def test_concurrent_messages_share_full_batches(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     publisher = await started(sqs, registry, linger_seconds=0.05)
     ids = await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(95)))
     assert ids == [f"mid-m{i}" for i in range(95)]
@@ -83,27 +98,26 @@ async def test_concurrent_messages_share_full_batches(sqs: FakeSqs, registry: Co
     assert registry.get_sample_value("email_ingest_publisher_flushes_total", {"reason": "full"}) == 9
     assert registry.get_sample_value("email_ingest_publisher_flushes_total", {"reason": "linger"}) == 1
     assert registry.get_sample_value("email_ingest_publisher_batch_entries_count") == 10
-    await publisher.close(1)
 
 
-async def test_a_lone_message_waits_only_the_linger(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_a_lone_message_waits_only_the_linger(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     publisher = await started(sqs, registry, linger_seconds=0.02)
     loop = asyncio.get_running_loop()
     began = loop.time()
     assert await publisher.publish("solo") == "mid-solo"
     assert 0.015 <= loop.time() - began < 1.0
-    await publisher.close(1)
 
 
-async def test_batches_respect_the_byte_limit(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_batches_respect_the_byte_limit(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     publisher = await started(sqs, registry, max_batch_bytes=1000)
     await asyncio.gather(*(publisher.publish(f"{i}" + "x" * 399) for i in range(5)))
     assert [len(call) for call in sqs.calls] == [2, 2, 1]
     assert all(sum(len(entry["MessageBody"]) for entry in call) <= 1000 for call in sqs.calls)
-    await publisher.close(1)
 
 
-async def test_partial_failure_retries_only_the_failed_entry(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_partial_failure_retries_only_the_failed_entry(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.fail_bodies["b"] = {"Code": "InternalError", "SenderFault": False, "Message": "try again"}
     publisher = await started(sqs, registry)
     ids = await asyncio.gather(*(publisher.publish(body) for body in "abc"))
@@ -111,17 +125,19 @@ async def test_partial_failure_retries_only_the_failed_entry(sqs: FakeSqs, regis
     assert sorted(sqs.accepted) == ["a", "b", "c"]  # b is sent twice but accepted once
     assert [entry["MessageBody"] for entry in sqs.calls[1]] == ["b"]
     assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
-    await publisher.close(1)
 
 
-async def test_throttling_marked_as_sender_fault_is_still_retried(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_throttling_marked_as_sender_fault_is_still_retried(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.fail_bodies["a"] = {"Code": "RequestThrottled", "SenderFault": True}
     publisher = await started(sqs, registry)
     assert await publisher.publish("a") == "mid-a"
-    await publisher.close(1)
 
 
-async def test_permanent_entry_failure_is_a_503_not_a_success(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_permanent_entry_failure_is_a_503_not_a_success(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.fail_bodies["bad"] = {"Code": "InvalidMessageContents", "SenderFault": True}
     publisher = await started(sqs, registry)
     results = await asyncio.gather(publisher.publish("good"), publisher.publish("bad"), return_exceptions=True)
@@ -129,27 +145,30 @@ async def test_permanent_entry_failure_is_a_503_not_a_success(sqs: FakeSqs, regi
     assert isinstance(results[1], PublishRejected)
     assert results[1].reason == "publish_failed"
     assert registry.get_sample_value("email_ingest_publisher_entries_failed_total", {"reason": "permanent"}) == 1
-    await publisher.close(1)
 
 
-async def test_entry_missing_from_the_response_is_never_acknowledged(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_entry_missing_from_the_response_is_never_acknowledged(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.omit_bodies.add("ghost")
     publisher = await started(sqs, registry, deadline_seconds=0.3)
     with pytest.raises(PublishRejected):
         await publisher.publish("ghost")
     assert "ghost" not in sqs.accepted
-    await publisher.close(1)
 
 
-async def test_retryable_call_errors_retry_until_success(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_retryable_call_errors_retry_until_success(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.call_errors = [ConnectionResetError("reset"), client_error("ServiceUnavailable", 503)]
     publisher = await started(sqs, registry)
     assert await publisher.publish("x") == "mid-x"
     assert len(sqs.calls) == 3
-    await publisher.close(1)
 
 
-async def test_outage_longer_than_the_deadline_gives_up(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_outage_longer_than_the_deadline_gives_up(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.call_errors = [ConnectionRefusedError("down")] * 1000
     publisher = await started(sqs, registry, deadline_seconds=0.3)
     loop = asyncio.get_running_loop()
@@ -159,19 +178,17 @@ async def test_outage_longer_than_the_deadline_gives_up(sqs: FakeSqs, registry: 
     assert caught.value.reason == "publish_failed"
     assert loop.time() - began < 1.0
     assert registry.get_sample_value("email_ingest_publisher_entries_failed_total", {"reason": "deadline"}) == 1
-    await publisher.close(1)
 
 
-async def test_client_errors_are_not_retried(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_client_errors_are_not_retried(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     sqs.call_errors = [client_error("AccessDenied", 403)]
     publisher = await started(sqs, registry)
     with pytest.raises(PublishRejected):
         await publisher.publish("x")
     assert len(sqs.calls) == 1
-    await publisher.close(1)
 
 
-async def test_bounded_pending_sheds_at_once(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_bounded_pending_sheds_at_once(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     sqs.delay = 0.2
     publisher = await started(sqs, registry, max_pending=5, max_batches_in_flight=1)
     results = await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(8)), return_exceptions=True)
@@ -181,10 +198,9 @@ async def test_bounded_pending_sheds_at_once(sqs: FakeSqs, registry: CollectorRe
     assert len(shed) == 3
     assert {rejection.reason for rejection in shed} == {"queue_full"}
     assert sorted(sqs.accepted) == sorted(result.removeprefix("mid-") for result in accepted)
-    await publisher.close(1)
 
 
-async def test_in_flight_batches_are_bounded(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_in_flight_batches_are_bounded(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     sqs.delay = 0.05
     publisher = await started(sqs, registry, max_batches_in_flight=2)
     peak = 0
@@ -199,10 +215,11 @@ async def test_in_flight_batches_are_bounded(sqs: FakeSqs, registry: CollectorRe
     await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(60)))
     watcher.cancel()
     assert peak == 2
-    await publisher.close(1)
 
 
-async def test_drain_answers_everything_queued_then_refuses(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_drain_answers_everything_queued_then_refuses(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     publisher = await started(sqs, registry, linger_seconds=10.0)
     pending = [asyncio.create_task(publisher.publish(f"m{i}")) for i in range(3)]
     await asyncio.sleep(0.01)
@@ -214,7 +231,9 @@ async def test_drain_answers_everything_queued_then_refuses(sqs: FakeSqs, regist
     assert registry.get_sample_value("email_ingest_publisher_flushes_total", {"reason": "drain"}) == 1
 
 
-async def test_drain_that_times_out_answers_503_not_silence(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_drain_that_times_out_answers_503_not_silence(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.delay = 5.0
     publisher = await started(sqs, registry)
     task = asyncio.create_task(publisher.publish("slow"))
@@ -226,7 +245,7 @@ async def test_drain_that_times_out_answers_503_not_silence(sqs: FakeSqs, regist
 
 
 async def test_deadline_holds_while_a_call_hangs_and_each_entry_gets_its_own(
-    sqs: FakeSqs, registry: CollectorRegistry
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
 ) -> None:
     sqs.delay = 5.0  # SendMessageBatch never answers in time
     publisher = await started(sqs, registry, deadline_seconds=0.3, max_batches_in_flight=4)
@@ -251,7 +270,7 @@ async def test_deadline_holds_while_a_call_hangs_and_each_entry_gets_its_own(
     assert publisher.outstanding == 0
 
 
-async def test_answered_entries_leave_no_trace(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_answered_entries_leave_no_trace(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     publisher = await started(sqs, registry)
     await asyncio.gather(*(publisher.publish(f"m{i}") for i in range(250)))
     assert registry.get_sample_value("email_ingest_publisher_pending_entries") == 0
@@ -261,7 +280,6 @@ async def test_answered_entries_leave_no_trace(sqs: FakeSqs, registry: Collector
     await asyncio.sleep(0.05)
     assert registry.get_sample_value("email_ingest_publisher_pending_entries") == 7
     await asyncio.gather(*in_flight)
-    await publisher.close(1)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +296,7 @@ async def test_answered_entries_leave_no_trace(sqs: FakeSqs, registry: Collector
     ],
 )
 async def test_a_malformed_response_leaves_the_count_of_unanswered_entries_right(
-    sqs: FakeSqs, registry: CollectorRegistry, mangle: Callable[[dict[str, Any]], dict[str, Any]]
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry, mangle: Callable[[dict[str, Any]], dict[str, Any]]
 ) -> None:
     sqs.mangle.append(mangle)
     publisher = await started(sqs, registry, max_pending=1)
@@ -287,23 +305,22 @@ async def test_a_malformed_response_leaves_the_count_of_unanswered_entries_right
     # With max_pending=1, a count left too high would shed every later request as queue_full.
     assert [await publisher.publish(f"next-{i}") for i in range(3)] == [f"mid-next-{i}" for i in range(3)]
     assert publisher.outstanding == 0
-    await publisher.close(1)
 
 
 async def test_a_success_without_a_message_id_is_sent_again_not_acknowledged(
-    sqs: FakeSqs, registry: CollectorRegistry
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
 ) -> None:
     sqs.mangle.append(lambda r: {**r, "Successful": [{"Id": "0"}]})
     publisher = await started(sqs, registry)
     assert await publisher.publish("a") == "mid-a"
     assert len(sqs.calls) == 2
     assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
-    await publisher.close(1)
 
 
-async def test_kms_throttling_on_an_sse_kms_queue_is_retried(sqs: FakeSqs, registry: CollectorRegistry) -> None:
+async def test_kms_throttling_on_an_sse_kms_queue_is_retried(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
     sqs.fail_bodies["a"] = {"Code": "KmsThrottled", "SenderFault": True, "Message": "KMS throttled"}
     publisher = await started(sqs, registry)
     assert await publisher.publish("a") == "mid-a"
     assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
-    await publisher.close(1)

@@ -18,6 +18,7 @@ from devstack.bootstrap import Resources, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
 from ingest_common.aws import client_config
 from tests.aws_helpers import queue_depth
+from tests.support import Cleanups
 from tests.support.consumer import wait_until
 
 
@@ -40,7 +41,7 @@ def receive_handles(endpoint_url: str, queue_url: str, count: int, *, visibility
 
 
 async def test_delete_batch_partial_failure_is_reported_per_message(
-    sqs_endpoint: str, sqs: Any, aws_env: str, aws_resources: Resources
+    sqs_endpoint: str, sqs: Any, aws_env: str, aws_resources: Resources, cleanups: Cleanups
 ) -> None:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
@@ -49,17 +50,17 @@ async def test_delete_batch_partial_failure_is_reported_per_message(
         lambda entries: sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries), metrics=metrics
     )
     deleter.start()
+    cleanups.append(lambda: deleter.close(1))
     [good_a, good_b] = receive_handles(sqs_endpoint, queue_url, 2)
     results = await asyncio.gather(deleter.delete(good_a), deleter.delete("not-a-receipt"), deleter.delete(good_b))
     assert list(results) == [True, False, True]
     assert registry.get_sample_value("email_ingest_consumer_messages_deleted_total") == 2
     assert registry.get_sample_value("email_ingest_consumer_delete_failures_total", {"reason": "receipt_invalid"}) == 1
     assert queue_depth(sqs_endpoint, queue_url) == (0, 0)
-    await deleter.close(1)
 
 
 async def test_heartbeat_keeps_a_slow_message_invisible(
-    sqs_endpoint: str, sqs: Any, aws_env: str, aws_resources: Resources
+    sqs_endpoint: str, sqs: Any, aws_env: str, aws_resources: Resources, cleanups: Cleanups
 ) -> None:
     registry = CollectorRegistry()
     metrics = ConsumerMetrics(registry)
@@ -72,6 +73,7 @@ async def test_heartbeat_keeps_a_slow_message_invisible(
     )
     [handle] = receive_handles(sqs_endpoint, queue_url, 1)
     heartbeat.start()
+    cleanups.append(heartbeat.stop)
     heartbeat.track("m0", handle, asyncio.get_running_loop().time())
     received = time.monotonic()
     # Three extensions, one a second: the message outlives its 2 s visibility timeout only through them.
@@ -84,7 +86,6 @@ async def test_heartbeat_keeps_a_slow_message_invisible(
     assert time.monotonic() - received > 2, "past the visibility timeout"
     assert queue_depth(sqs_endpoint, queue_url) == (0, 1), "still in flight: the heartbeat extended it"
     await heartbeat.release([handle])
-    await heartbeat.stop()
     assert queue_depth(sqs_endpoint, queue_url) == (1, 0), "released messages are visible again at once"
 
 

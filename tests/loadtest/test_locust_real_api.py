@@ -17,7 +17,7 @@ from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
 from devstack.stack import LocalStack, StackConfig
 from tests.aws_helpers import metric_value
-from tests.loadtest.test_locust_runs import ALL_NAMES, BASE_ENV
+from tests.support.loadtest import ALL_NAMES, BASE_ENV
 from tests.tooling import REPO_ROOT
 
 pytestmark = pytest.mark.tools

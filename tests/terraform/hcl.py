@@ -6,7 +6,9 @@ holds), so that the tests can run it on the real tree and on small broken snippe
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,7 @@ from typing import Any
 import hcl2
 from hcl2 import SerializationOptions
 
-from tests.tooling import REPO_ROOT
+from tests.tooling import REPO_ROOT, TOOLS_BIN, require_tool
 
 TERRAFORM_DIR = REPO_ROOT / "terraform"
 MODULES_DIR = TERRAFORM_DIR / "modules"
@@ -343,3 +345,13 @@ def check_token_stays_out(config: Config) -> list[str]:
         for block in config.data_of_type("aws_ssm_parameter")
     )
     return problems
+
+
+def terraform_cli() -> str:
+    """terraform where installed, else OpenTofu (built by scripts/tools/install-terraform.sh)."""
+    search_path = os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])
+    for name in ("terraform", "tofu"):
+        found = shutil.which(name, path=search_path)
+        if found:
+            return found
+    return require_tool("terraform")

@@ -24,8 +24,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tests.terraform.hcl import ENVS_DIR, MODULES_DIR, Config, load_dir, parse_text
-from tests.terraform.test_tools import terraform_cli
+from tests.terraform.hcl import ENVS_DIR, MODULES_DIR, Config, load_dir, parse_text, terraform_cli
 from tests.tooling import REPO_ROOT, TOOLS_DIR, require_tool, run_tool
 
 CHART = REPO_ROOT / "helm" / "email-ingest"

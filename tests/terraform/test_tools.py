@@ -15,22 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.terraform.hcl import TERRAFORM_DIR, rel, terraform_dirs
-from tests.tooling import TOOLS_BIN, require_tool, run_tool
+from tests.terraform.hcl import TERRAFORM_DIR, rel, terraform_cli, terraform_dirs
+from tests.tooling import require_tool, run_tool
 
 pytestmark = pytest.mark.tools
 
 TFLINT_CONFIG = TERRAFORM_DIR / ".tflint.hcl"
-
-
-def terraform_cli() -> str:
-    """terraform where installed, else OpenTofu (built by scripts/tools/install-terraform.sh)."""
-    search_path = os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])
-    for name in ("terraform", "tofu"):
-        found = shutil.which(name, path=search_path)
-        if found:
-            return found
-    return require_tool("terraform")
 
 
 def _isolated_env(tmp_path: Path) -> dict[str, str]:
