@@ -21,7 +21,7 @@ from devstack.elasticmq import ElasticMQError, install_problem
 from devstack.gofakes3 import gofakes3_binary
 from devstack.processes import ProcessFailed
 from devstack.settings import DEFAULT_PORTS, stack_config_from_env
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 
 READY_LINE = "email-ingest is ready (Ctrl-C to stop)"
 
@@ -42,7 +42,7 @@ def curl_example(api_url: str, token: str) -> str:
     )
 
 
-def aws_banner(stack: LocalStack) -> str:
+def aws_banner(stack: DevStack) -> str:
     """Which local AWS runs, where, and where each server logs."""
     logs = stack.emulator_logs()
 
@@ -64,7 +64,7 @@ def aws_banner(stack: LocalStack) -> str:
     )
 
 
-def objects_command(stack: LocalStack) -> str:
+def objects_command(stack: DevStack) -> str:
     """`make objects` with the variables that differ from their defaults (it finds S3 the way `make run` does)."""
     settings: list[str] = []
     if stack.config.local_aws == "fast":
@@ -76,7 +76,7 @@ def objects_command(stack: LocalStack) -> str:
     return " ".join([*settings, "make objects"])
 
 
-def banner(stack: LocalStack) -> str:
+def banner(stack: DevStack) -> str:
     resources = stack.resources
     assert resources is not None
     generated = "" if stack.config.token else " (generated; set API_TOKEN to choose one)"
@@ -94,7 +94,7 @@ def banner(stack: LocalStack) -> str:
     )
 
 
-def _watch(stack: LocalStack, stopping: threading.Event) -> int:
+def _watch(stack: DevStack, stopping: threading.Event) -> int:
     """Until a signal (0) or until a service exits on its own (1)."""
     while not stopping.wait(0.5):
         for process in (stack.api, stack.consumer):
@@ -138,7 +138,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = LocalStack(config)
+    stack = DevStack(config)
     try:
         stack.start()
         starting.clear()

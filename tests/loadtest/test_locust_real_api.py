@@ -15,7 +15,7 @@ import pytest
 from devstack.bootstrap import StackNames
 from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import metric_value
 from tests.loadtest.test_locust_runs import ALL_NAMES, BASE_ENV
 from tests.tooling import REPO_ROOT
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.tools
 @pytest.fixture
 def stack(
     tmp_path: Path, stack_names: StackNames, moto_server: MotoServer, elasticmq_server: ElasticMQServer
-) -> Iterator[LocalStack]:
+) -> Iterator[DevStack]:
     config = StackConfig(
         with_consumer=False,
         names=stack_names,
@@ -35,11 +35,11 @@ def stack(
         sqs_endpoint_url=elasticmq_server.endpoint_url,
         api_env={"LOG_LEVEL": "warning"},
     )
-    with LocalStack(config) as running:
+    with DevStack(config) as running:
         yield running
 
 
-def test_locust_against_the_real_api_meets_its_thresholds(stack: LocalStack, tmp_path: Path) -> None:
+def test_locust_against_the_real_api_meets_its_thresholds(stack: DevStack, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOADTEST_")}
