@@ -13,9 +13,10 @@ import pytest
 
 from devstack.tools import find_tool, tools_dir
 from observability.dashboards import generate
-from observability.promql import dashboard_queries, selectors, substitute, variable_values
+from observability.promql import dashboard_queries, substitute, variable_values
 from tests.observability.dashboard_lint import lint
 from tests.observability.metrics_catalogue import known_metric
+from tests.observability.promql_selectors import selectors
 from tests.tooling import REPO_ROOT, require_tool, run_tool
 
 DASHBOARD_DIR = REPO_ROOT / "observability" / "dashboards"
