@@ -49,9 +49,12 @@ class BatchLimits:
     max_emails: int
     max_seconds: float
     """From a batch's first email to its write."""
+    max_held_bytes: int
+    """Uncompressed bytes of every batch not yet written (open or being written): past it, `room` waits and
+    the consumer receives nothing more. Counting uncompressed bytes is conservative (gzip never saves less
+    than nothing, give or take its 18-byte frame), so the batches' memory stays below it."""
     max_open: int = 4
-    """Open batches (partitions) at once: opening one more writes the oldest. Bounds memory when redeliveries
-    of older hours arrive."""
+    """Open batches (partitions) at once: opening one more writes the oldest (redeliveries of older hours)."""
 
 
 def partition_of(received_at: datetime) -> str:
@@ -118,12 +121,29 @@ class BatchedStore:
         self._metrics = metrics
         self._monotonic = monotonic
         self._open: dict[str, OpenBatch] = {}
-        self._writes: set[asyncio.Task[None]] = set()
+        self._writes: dict[asyncio.Task[None], OpenBatch] = {}
         self._closed = False
+
+    def _held(self) -> list[OpenBatch]:
+        return [*self._open.values(), *self._writes.values()]
 
     @property
     def emails_held(self) -> int:
-        return sum(batch.emails + batch.duplicates for batch in self._open.values())
+        """Emails whose batch is not written yet (open, or being written)."""
+        return sum(batch.emails + batch.duplicates for batch in self._held())
+
+    @property
+    def bytes_held(self) -> int:
+        return sum(batch.raw_bytes for batch in self._held())
+
+    async def room(self) -> None:
+        """Returns once the batches not yet written hold less than `max_held_bytes`; the consumer waits here
+        before each receive. When only open batches fill the room, the oldest is written to make some."""
+        while self.bytes_held >= self._limits.max_held_bytes:
+            if not self._writes:
+                oldest = min(self._open.values(), key=lambda open_batch: open_batch.opened_monotonic)
+                self._seal(oldest, "max_held_bytes")
+            await asyncio.wait(set(self._writes), return_when=asyncio.FIRST_COMPLETED)
 
     async def store(self, envelope: Envelope) -> StoreResult:
         """`add`, then wait for the write. Raises StoreFailed when the write failed (keep the message)."""
@@ -177,10 +197,13 @@ class BatchedStore:
         del self._open[batch.partition]
         if batch.timer is not None:
             batch.timer.cancel()
-        self._metrics.emails_held.set(self.emails_held)
         task = asyncio.create_task(self._write(batch, reason), name=f"batch-{batch.batch_id}")
-        self._writes.add(task)
-        task.add_done_callback(self._writes.discard)
+        self._writes[task] = batch
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Task[None]) -> None:
+        self._writes.pop(task, None)
+        self._metrics.emails_held.set(self.emails_held)
 
     async def _write(self, batch: OpenBatch, reason: str) -> None:
         key = f"{self._prefix}{batch.partition}/{batch.batch_id}.ndjson.gz"
@@ -256,6 +279,7 @@ class BatchedStore:
         """Flushes, then cancels the writes still going: their emails' messages stay in SQS."""
         self._closed = True
         if not await self.flush(timeout):
-            for task in list(self._writes):
+            writes = list(self._writes)
+            for task in writes:
                 task.cancel()
-            await asyncio.gather(*self._writes, return_exceptions=True)
+            await asyncio.gather(*writes, return_exceptions=True)

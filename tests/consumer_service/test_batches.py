@@ -61,13 +61,20 @@ def make_store(
     max_emails: int = 1000,
     max_seconds: float = 60.0,
     max_open: int = 4,
+    max_held_bytes: int = 64 << 20,
     max_attempts: int = 3,
 ) -> tuple[BatchedStore, CollectorRegistry]:
     registry = CollectorRegistry()
     store = BatchedStore(
         objects.put,
         key_prefix="batches/",
-        limits=BatchLimits(max_bytes=max_bytes, max_emails=max_emails, max_seconds=max_seconds, max_open=max_open),
+        limits=BatchLimits(
+            max_bytes=max_bytes,
+            max_emails=max_emails,
+            max_seconds=max_seconds,
+            max_held_bytes=max_held_bytes,
+            max_open=max_open,
+        ),
         max_attempts=max_attempts,
         metrics=BatchMetrics(registry),
     )
@@ -217,7 +224,7 @@ async def test_close_cancels_a_write_past_the_grace_period_and_keeps_its_message
 
 async def test_a_batch_holds_compressed_bytes_not_the_raw_emails() -> None:
     objects = FakeObjects()
-    store, _ = make_store(objects, max_bytes=64 << 20, max_emails=100_000)
+    store, _ = make_store(objects, max_bytes=64 << 20, max_emails=100_000, max_held_bytes=1 << 30)
     tracemalloc.start()
     try:
         before, _ = tracemalloc.get_traced_memory()
@@ -232,3 +239,31 @@ async def test_a_batch_holds_compressed_bytes_not_the_raw_emails() -> None:
     assert held - before < raw / 2
     assert await store.flush(timeout=30)
     await asyncio.gather(*waiting)
+
+
+async def test_room_is_free_below_the_held_bytes_limit() -> None:
+    objects = FakeObjects()
+    store, _ = make_store(objects, max_held_bytes=1 << 20)
+    written = store.add(envelope())
+    await asyncio.wait_for(store.room(), timeout=1)
+    assert not written.done() and not objects.objects
+    assert await store.flush(timeout=5)
+
+
+async def test_room_writes_the_oldest_batch_and_waits_for_it_when_the_limit_is_reached() -> None:
+    objects = FakeObjects()
+    objects.gate = asyncio.Event()
+    line = len(envelope(content="z" * 1000).stored_object()) + 1
+    store, registry = make_store(objects, max_held_bytes=3 * line)
+    older = store.add(envelope(content="z" * 1000, received_at=HOUR - timedelta(hours=1)))
+    newer = [store.add(envelope(content="z" * 1000)) for _ in range(2)]
+    assert store.bytes_held == 3 * line
+    room = asyncio.create_task(store.room())
+    await asyncio.sleep(0.01)
+    assert not room.done()  # the older batch is being written, S3 has not answered
+    assert objects.attempts == 1 and sample(registry, "email_ingest_consumer_batch_emails_held") == 3
+    objects.gate.set()
+    await asyncio.wait_for(room, timeout=5)
+    assert older.result() is StoreResult.CREATED and not any(item.done() for item in newer)
+    assert store.bytes_held == 2 * line
+    assert await store.flush(timeout=5)
