@@ -8,6 +8,21 @@ from dataclasses import dataclass
 
 from ingest_common.config import LOG_LEVELS, EnvReader
 
+STORAGE_LAYOUTS = ("per-email", "batched")
+SQS_MAX_IN_FLIGHT_PER_QUEUE = 120_000
+"""SQS's limit of in-flight messages for a standard queue, across every consumer of the fleet."""
+
+PER_EMAIL_MAX_IN_FLIGHT = 64
+BATCHED_MAX_IN_FLIGHT = 10_000
+"""A batch can hold only the emails whose messages are in flight: the batched layout needs many more. With the
+chart's consumer HPA bound (maxReplicas) N, keep N x CONSUMER_MAX_IN_FLIGHT <= 120,000 (the chart checks it)."""
+BATCH_MAX_BYTES = 32 * 1024 * 1024
+BATCH_MAX_EMAILS = 10_000
+BATCH_MAX_SECONDS = 60.0
+BATCH_MAX_HELD_BYTES = 128 * 1024 * 1024
+"""Uncompressed bytes of unwritten batches one consumer holds: sized for the chart's 512Mi consumer memory limit
+(the process itself needs ~100 MiB; a batch being written is held twice for a moment while it is joined)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ConsumerSettings:
@@ -28,6 +43,11 @@ class ConsumerSettings:
     queue_metrics_interval_seconds: float = 15.0
     shutdown_grace_seconds: float = 25.0
     log_level: str = "info"
+    storage_layout: str = "per-email"
+    batch_max_bytes: int = BATCH_MAX_BYTES
+    batch_max_emails: int = BATCH_MAX_EMAILS
+    batch_max_seconds: float = BATCH_MAX_SECONDS
+    batch_max_held_bytes: int = BATCH_MAX_HELD_BYTES
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ConsumerSettings:
@@ -38,6 +58,9 @@ class ConsumerSettings:
         prefix = env.optional("S3_KEY_PREFIX", "emails/") or "emails/"
         if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
             env.problems.append(f"S3_KEY_PREFIX={prefix!r} must not start with '/' and must end with '/'")
+        layout = env.choice("STORAGE_LAYOUT", "per-email", STORAGE_LAYOUTS)
+        batched = layout == "batched"
+        default_in_flight = BATCHED_MAX_IN_FLIGHT if batched else PER_EMAIL_MAX_IN_FLIGHT
         settings = cls(
             region=env.first_of(("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and bucket"),
             queue_url=env.url("SQS_QUEUE_URL", "the SQS queue to drain"),
@@ -47,7 +70,9 @@ class ConsumerSettings:
             host=env.optional("CONSUMER_HOST", "127.0.0.1") or "127.0.0.1",
             port=env.integer("CONSUMER_PORT", 8081, minimum=1, maximum=65535),
             pollers=env.integer("CONSUMER_POLLERS", 4, minimum=1, maximum=64),
-            max_in_flight=env.integer("CONSUMER_MAX_IN_FLIGHT", 64, minimum=1, maximum=10_000),
+            max_in_flight=env.integer(
+                "CONSUMER_MAX_IN_FLIGHT", default_in_flight, minimum=1, maximum=SQS_MAX_IN_FLIGHT_PER_QUEUE
+            ),
             wait_time_seconds=env.integer("SQS_WAIT_TIME_SECONDS", 20, minimum=0, maximum=20),
             visibility_timeout_seconds=env.integer("VISIBILITY_TIMEOUT_SECONDS", 0, minimum=0, maximum=43_200),
             heartbeat_fraction=env.number("HEARTBEAT_FRACTION", 0.5, minimum=0.1, maximum=0.9),
@@ -58,6 +83,18 @@ class ConsumerSettings:
             ),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
+            storage_layout=layout,
+            batch_max_bytes=env.integer("BATCH_MAX_BYTES", BATCH_MAX_BYTES, minimum=1024, maximum=5 * 1024**3),
+            batch_max_emails=env.integer("BATCH_MAX_EMAILS", BATCH_MAX_EMAILS, minimum=1, maximum=1_000_000),
+            batch_max_seconds=env.number("BATCH_MAX_SECONDS", BATCH_MAX_SECONDS, minimum=0.1, maximum=3600),
+            batch_max_held_bytes=env.integer(
+                "BATCH_MAX_HELD_BYTES", BATCH_MAX_HELD_BYTES, minimum=1024, maximum=64 * 1024**3
+            ),
         )
+        if settings.batch_max_bytes > settings.batch_max_held_bytes:
+            env.problems.append(
+                f"BATCH_MAX_BYTES={settings.batch_max_bytes} is above BATCH_MAX_HELD_BYTES="
+                f"{settings.batch_max_held_bytes}: a full batch must fit in what a consumer may hold"
+            )
         env.finish()
         return settings
