@@ -44,6 +44,7 @@ class ConsumerSettings:
     shutdown_grace_seconds: float = 25.0
     log_level: str = "info"
     storage_layout: str = "per-email"
+    batch_key_prefix: str = "batches/"
     batch_max_bytes: int = BATCH_MAX_BYTES
     batch_max_emails: int = BATCH_MAX_EMAILS
     batch_max_seconds: float = BATCH_MAX_SECONDS
@@ -55,9 +56,8 @@ class ConsumerSettings:
         dlq = env.optional("SQS_DLQ_URL")
         if dlq is not None and not dlq.startswith(("https://", "http://")):
             env.problems.append(f"SQS_DLQ_URL={dlq!r} is not an http(s) URL (the dead-letter queue)")
-        prefix = env.optional("S3_KEY_PREFIX", "emails/") or "emails/"
-        if prefix.startswith("/") or (prefix and not prefix.endswith("/")):
-            env.problems.append(f"S3_KEY_PREFIX={prefix!r} must not start with '/' and must end with '/'")
+        prefix = _key_prefix(env, "S3_KEY_PREFIX", "emails/")
+        batch_prefix = _key_prefix(env, "BATCH_KEY_PREFIX", "batches/")
         layout = env.choice("STORAGE_LAYOUT", "per-email", STORAGE_LAYOUTS)
         batched = layout == "batched"
         default_in_flight = BATCHED_MAX_IN_FLIGHT if batched else PER_EMAIL_MAX_IN_FLIGHT
@@ -84,6 +84,7 @@ class ConsumerSettings:
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
             storage_layout=layout,
+            batch_key_prefix=batch_prefix,
             batch_max_bytes=env.integer("BATCH_MAX_BYTES", BATCH_MAX_BYTES, minimum=1024, maximum=5 * 1024**3),
             batch_max_emails=env.integer("BATCH_MAX_EMAILS", BATCH_MAX_EMAILS, minimum=1, maximum=1_000_000),
             batch_max_seconds=env.number("BATCH_MAX_SECONDS", BATCH_MAX_SECONDS, minimum=0.1, maximum=3600),
@@ -98,3 +99,10 @@ class ConsumerSettings:
             )
         env.finish()
         return settings
+
+
+def _key_prefix(env: EnvReader, name: str, default: str) -> str:
+    prefix = env.optional(name, default) or default
+    if prefix.startswith("/") or not prefix.endswith("/"):
+        env.problems.append(f"{name}={prefix!r} must not start with '/' and must end with '/'")
+    return prefix

@@ -32,6 +32,7 @@ def test_the_batched_layout_reads_its_limits_and_holds_more_messages_in_flight()
     assert (settings.storage_layout, settings.max_in_flight) == ("batched", 10_000)
     assert (settings.batch_max_bytes, settings.batch_max_emails, settings.batch_max_seconds) == (32 << 20, 10_000, 60)
     assert settings.batch_max_held_bytes == 128 << 20
+    assert (settings.key_prefix, settings.batch_key_prefix) == ("emails/", "batches/")
     chosen = ConsumerSettings.from_env(
         {
             **REQUIRED,
@@ -69,6 +70,7 @@ def test_poison_retry_window_is_read() -> None:
         ("S3_KEY_PREFIX", "emails"),
         ("SQS_DLQ_URL", "dlq"),
         ("STORAGE_LAYOUT", "parquet"),
+        ("BATCH_KEY_PREFIX", "/batches/"),
         ("BATCH_MAX_BYTES", "10"),
         ("BATCH_MAX_EMAILS", "0"),
         ("BATCH_MAX_SECONDS", "0"),
