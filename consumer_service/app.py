@@ -12,21 +12,23 @@ import aioboto3
 import structlog
 from aiohttp import web
 
+from consumer_service.batches import BatchedStore, BatchLimits
 from consumer_service.config import ConsumerSettings
 from consumer_service.deleter import BatchDeleter
 from consumer_service.health import liveness, readiness
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.keys import CONSUMER, METRICS, REGISTRY, SETTINGS
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.poller import ASSUMED_MAX_RECEIVE_COUNT, Consumer, PoisonSchedule
+from consumer_service.poller import ASSUMED_MAX_RECEIVE_COUNT, Consumer, EmailStore, PoisonSchedule
 from consumer_service.queue_stats import QueueStats, attribute_names
 from consumer_service.writer import S3Writer
-from ingest_common.aws import AwsCallMetrics, client_config
+from ingest_common.aws import AwsCallMetrics, client_config, error_code, http_status
 from ingest_common.metrics import metrics_handler, new_registry
 
 log = structlog.get_logger("consumer_service")
 
 _FALLBACK_VISIBILITY_SECONDS = 30
+_BATCH_WRITE_CONNECTIONS = 8
 
 
 async def aws_resources(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
@@ -40,8 +42,14 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         read_timeout=settings.wait_time_seconds + 10.0,
         max_attempts=3,
     )
-    # The writer retries with its own backoff; botocore must not multiply the attempts.
-    s3_config = client_config(max_pool_connections=settings.max_in_flight, read_timeout=30.0, max_attempts=1)
+    batched = settings.storage_layout == "batched"
+    # The writer retries with its own backoff; botocore must not multiply the attempts. Batches are few large
+    # PUTs (their messages, up to CONSUMER_MAX_IN_FLIGHT, wait without a connection).
+    s3_config = client_config(
+        max_pool_connections=_BATCH_WRITE_CONNECTIONS if batched else settings.max_in_flight,
+        read_timeout=30.0,
+        max_attempts=1,
+    )
     async with (
         session.client("sqs", region_name=settings.region, config=sqs_config) as sqs,
         session.client("s3", region_name=settings.region, config=s3_config) as s3,
@@ -49,6 +57,9 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         queue_url = settings.queue_url
         queue = await _queue_attributes(sqs, queue_url, aws)
         visibility = settings.visibility_timeout_seconds or queue.visibility_timeout_seconds
+        if batched and not settings.visibility_timeout_seconds:
+            # Messages wait for their batch: a timeout past the batch's age spares most heartbeat calls.
+            visibility = max(visibility, batch_visibility_seconds(settings.batch_max_seconds))
         poison_schedule = PoisonSchedule(
             window_seconds=settings.poison_retry_window_seconds,
             max_receive_count=queue.max_receive_count or ASSUMED_MAX_RECEIVE_COUNT,
@@ -56,7 +67,7 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
 
         # A configured timeout applies from the receive on: the heartbeat's first extension is timed by it.
         receive_visibility: dict[str, Any] = (
-            {"VisibilityTimeout": visibility} if settings.visibility_timeout_seconds else {}
+            {"VisibilityTimeout": visibility} if settings.visibility_timeout_seconds or batched else {}
         )
 
         async def receive(count: int) -> Any:
@@ -103,6 +114,41 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         async def put_object(**kwargs: Any) -> Any:
             return await aws.call("s3", "PutObject", partial(s3.put_object, **kwargs))
 
+        async def put_batch(key: str, body: bytes) -> None:
+            try:
+                await put_object(
+                    Bucket=settings.bucket, Key=key, Body=body, ContentType="application/gzip", IfNoneMatch="*"
+                )
+            except Exception as exc:
+                # A batch id is unique: the object exists only if an earlier attempt of this very write got
+                # through (its answer was lost), so it holds these bytes.
+                if http_status(exc) == 412 or error_code(exc) == "PreconditionFailed":
+                    return
+                raise
+
+        store: EmailStore
+        if batched:
+            store = BatchedStore(
+                put_batch,
+                key_prefix=settings.batch_key_prefix,
+                limits=BatchLimits(
+                    max_bytes=settings.batch_max_bytes,
+                    max_emails=settings.batch_max_emails,
+                    max_seconds=settings.batch_max_seconds,
+                    max_held_bytes=settings.batch_max_held_bytes,
+                ),
+                max_attempts=settings.s3_max_attempts,
+                metrics=metrics,
+            )
+        else:
+            store = S3Writer(
+                put_object,
+                bucket=settings.bucket,
+                key_prefix=settings.key_prefix,
+                max_attempts=settings.s3_max_attempts,
+                metrics=metrics,
+            )
+
         async def queue_attributes(url: str) -> dict[str, str]:
             response = await aws.call(
                 "sqs",
@@ -114,13 +160,7 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         consumer = Consumer(
             receive=receive,
             change_visibility=change_visibility,
-            writer=S3Writer(
-                put_object,
-                bucket=settings.bucket,
-                key_prefix=settings.key_prefix,
-                max_attempts=settings.s3_max_attempts,
-                metrics=metrics,
-            ),
+            store=store,
             deleter=BatchDeleter(delete_batch, metrics=metrics),
             heartbeat=Heartbeat(
                 change_visibility_batch,
@@ -147,6 +187,7 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
         stats.start()
         log.info(
             "consumer_started",
+            storage_layout=settings.storage_layout,
             pollers=settings.pollers,
             max_in_flight=settings.max_in_flight,
             visibility_timeout_seconds=visibility,
@@ -159,6 +200,12 @@ async def aws_resources(session: aioboto3.Session, app: web.Application) -> Asyn
             if not consumer.draining:
                 await consumer.drain(settings.shutdown_grace_seconds)
             await stats.stop()
+
+
+def batch_visibility_seconds(batch_max_seconds: float) -> int:
+    """Twice a batch's longest wait plus 30 s for its write: a message's first heartbeat extension falls due
+    (at HEARTBEAT_FRACTION, 0.5) only after its batch should have been written."""
+    return min(43_200, int(2 * batch_max_seconds) + 30)
 
 
 @dataclass(frozen=True, slots=True)

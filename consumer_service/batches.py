@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 
 import structlog
 
-from consumer_service.metrics import BatchMetrics
+from consumer_service.metrics import ConsumerMetrics
 from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.aws import error_code
 from ingest_common.envelope import Envelope
@@ -111,14 +111,16 @@ class BatchedStore:
         key_prefix: str,
         limits: BatchLimits,
         max_attempts: int,
-        metrics: BatchMetrics,
+        metrics: ConsumerMetrics,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._write_object = write_object
         self._prefix = key_prefix
         self._limits = limits
         self._max_attempts = max_attempts
-        self._metrics = metrics
+        self._metrics = metrics.batches
+        self._stored = metrics.stored
+        self._failures = metrics.failures
         self._monotonic = monotonic
         self._open: dict[str, OpenBatch] = {}
         self._writes: dict[asyncio.Task[None], OpenBatch] = {}
@@ -259,6 +261,10 @@ class BatchedStore:
             self._metrics.batches["failed"].inc()
             log.error("batch_not_written_messages_kept", key=key, emails=batch.emails, error=error_code(failure))
         for written, result in batch.waiters:
+            if failure is None:
+                self._stored[result.value].inc()
+            else:
+                self._failures["s3_error"].inc()
             if written.done():  # its caller was cancelled (a drain past its grace period)
                 continue
             if failure is None:
@@ -266,10 +272,14 @@ class BatchedStore:
             else:
                 written.set_exception(StoreFailed(f"batch {key} was not written"))
 
-    async def flush(self, timeout: float) -> bool:
-        """Writes every open batch now and waits up to `timeout` for all writes; True when all finished."""
+    def seal_all(self) -> None:
+        """Starts writing every open batch now (SIGTERM: what is held is written within the grace period)."""
         for batch in list(self._open.values()):
             self._seal(batch, "drain")
+
+    async def flush(self, timeout: float) -> bool:
+        """Writes every open batch now and waits up to `timeout` for all writes; True when all finished."""
+        self.seal_all()
         if not self._writes:
             return True
         _, pending = await asyncio.wait(set(self._writes), timeout=max(timeout, 0.0))

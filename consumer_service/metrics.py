@@ -87,6 +87,7 @@ class ConsumerMetrics:
             registry=registry,
         )
         self.oldest_age = oldest.labels("main")
+        self.batches = BatchMetrics(registry)
 
 
 class BatchMetrics:

@@ -13,7 +13,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -21,9 +21,9 @@ from consumer_service.deleter import BatchDeleter
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.slots import SlotPool
-from consumer_service.writer import S3Writer, StoreFailed
+from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.aws import error_code
-from ingest_common.envelope import EnvelopeError, parse_envelope
+from ingest_common.envelope import Envelope, EnvelopeError, parse_envelope
 
 log = structlog.get_logger("consumer_service.poller")
 
@@ -60,13 +60,30 @@ class PoisonSchedule:
         return min(max(exact, 1), MAX_VISIBILITY_SECONDS)
 
 
+class EmailStore(Protocol):
+    """Where emails go: one object each (S3Writer) or batches (BatchedStore)."""
+
+    async def room(self) -> None:
+        """Returns when the store can take more emails (waited on before each receive)."""
+
+    def add(self, envelope: Envelope) -> Awaitable[StoreResult]:
+        """Resolves once the email is stored; raises StoreFailed when it could not be (keep the message)."""
+        ...
+
+    def seal_all(self) -> None:
+        """Starts writing whatever is held back (on drain)."""
+
+    async def close(self, timeout: float) -> None:
+        """Gives up on writes still running after `timeout`."""
+
+
 class Consumer:
     def __init__(
         self,
         *,
         receive: ReceiveMessages,
         change_visibility: ChangeVisibility,
-        writer: S3Writer,
+        store: EmailStore,
         deleter: BatchDeleter,
         heartbeat: Heartbeat,
         pollers: int,
@@ -76,7 +93,7 @@ class Consumer:
     ) -> None:
         self._receive = receive
         self._change_visibility = change_visibility
-        self._writer = writer
+        self._store = store
         self._deleter = deleter
         self._heartbeat = heartbeat
         self._poller_count = pollers
@@ -107,6 +124,7 @@ class Consumer:
     async def _poll(self, number: int) -> None:
         error_backoff = 0.5
         while not self._stopping:
+            await self._store.room()
             wanted = await self._slots.acquire_up_to(_MAX_RECEIVE)
             try:
                 response = await self._receive(wanted)
@@ -148,6 +166,7 @@ class Consumer:
     async def _process(self, message: Mapping[str, Any]) -> None:
         receipt_handle = str(message["ReceiptHandle"])
         message_id = str(message.get("MessageId", ""))
+        receive_count = _receive_count(message)
         tracked = self._heartbeat.track(message_id, receipt_handle, time.monotonic())
         self._metrics.in_flight.inc()
         try:
@@ -157,13 +176,17 @@ class Consumer:
                 self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
                 await self._poison(message, exc)
                 return
+            del message  # the batched layout holds thousands of messages: keep no body while waiting for a batch
             bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
+            received_at = envelope.received_at
+            written = self._store.add(envelope)
+            del envelope
             try:
-                result = await self._writer.store(envelope)
+                result = await written
             except StoreFailed:
-                bound.error("store_failed_message_kept", receive_count=_receive_count(message))
+                bound.error("store_failed_message_kept", receive_count=receive_count)
                 return
-            stored_after = (datetime.now(UTC) - envelope.received_at).total_seconds()
+            stored_after = (datetime.now(UTC) - received_at).total_seconds()
             self._metrics.end_to_end.observe(max(0.0, stored_after))
             self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
             deleted = await self._deleter.delete(receipt_handle)
@@ -200,6 +223,7 @@ class Consumer:
         for task in self._pollers:
             task.cancel()
         await asyncio.gather(*self._pollers, return_exceptions=True)
+        self._store.seal_all()  # the batched layout writes what it holds now, within the grace period
         unfinished: list[asyncio.Task[None]] = []
         if self._processing:
             _, pending = await asyncio.wait(list(self._processing), timeout=grace_seconds)
@@ -210,6 +234,7 @@ class Consumer:
         await asyncio.gather(*unfinished, return_exceptions=True)
         if released:
             await self._heartbeat.release(released)
+        await self._store.close(0)  # writes that outlived the grace period: their messages were released
         remaining = max(1.0, grace_seconds - (time.monotonic() - started))
         await self._deleter.close(remaining)
         await self._heartbeat.stop()

@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from consumer_service.batches import BatchedStore, BatchLimits, partition_of
-from consumer_service.metrics import BatchMetrics
+from consumer_service.metrics import ConsumerMetrics
 from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.email import Email
 from ingest_common.envelope import Envelope
@@ -76,7 +76,7 @@ def make_store(
             max_open=max_open,
         ),
         max_attempts=max_attempts,
-        metrics=BatchMetrics(registry),
+        metrics=ConsumerMetrics(registry),
     )
     return store, registry
 
@@ -106,6 +106,7 @@ async def test_a_full_batch_is_one_gzip_object_of_the_per_email_documents() -> N
     assert sample(registry, "email_ingest_consumer_batches_total", result="written") == 1
     assert sample(registry, "email_ingest_consumer_batch_emails_sum") == 3
     assert sample(registry, "email_ingest_consumer_batch_emails_held") == 0
+    assert sample(registry, "email_ingest_consumer_emails_stored_total", result="created") == 3
 
 
 async def test_store_returns_only_after_the_batch_is_written() -> None:
@@ -162,6 +163,7 @@ async def test_a_duplicate_email_id_in_an_open_batch_is_written_once() -> None:
     (key,) = objects.objects
     assert [line["email_id"] for line in objects.lines(key)] == [email_id]
     assert sample(registry, "email_ingest_consumer_batch_duplicates_total") == 1
+    assert sample(registry, "email_ingest_consumer_emails_stored_total", result="already_stored") == 1
 
 
 async def test_a_write_that_fails_every_attempt_fails_every_email_of_the_batch() -> None:
@@ -172,6 +174,7 @@ async def test_a_write_that_fails_every_attempt_fails_every_email_of_the_batch()
     assert objects.attempts == 3 and not objects.objects
     assert sample(registry, "email_ingest_consumer_batches_total", result="failed") == 1
     assert sample(registry, "email_ingest_consumer_batch_write_failures_total") == 3
+    assert sample(registry, "email_ingest_consumer_processing_failures_total", reason="s3_error") == 2
 
 
 async def test_a_write_that_fails_once_is_retried() -> None:

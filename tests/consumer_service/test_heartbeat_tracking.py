@@ -58,7 +58,7 @@ def consumer_on(sqs: FakeSqs, *, put_seconds: float) -> Consumer:
     return Consumer(
         receive=sqs.receive,
         change_visibility=sqs.change_visibility,
-        writer=S3Writer(put_object, bucket="b", key_prefix="emails/", max_attempts=1, metrics=metrics),
+        store=S3Writer(put_object, bucket="b", key_prefix="emails/", max_attempts=1, metrics=metrics),
         deleter=BatchDeleter(sqs.delete_batch, metrics=metrics),
         # Extensions fall due 0.5 s after the receive and every 0.5 s after that.
         heartbeat=Heartbeat(sqs.change_visibility_batch, visibility_timeout_seconds=1, fraction=0.5, metrics=metrics),
