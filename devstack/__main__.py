@@ -64,9 +64,27 @@ def aws_banner(stack: DevStack) -> str:
     )
 
 
+def storage_layout(stack: DevStack) -> str:
+    """The consumer's STORAGE_LAYOUT (make run passes STORAGE_LAYOUT and BATCH_* through from the environment)."""
+    return (stack.consumer_environment().get("STORAGE_LAYOUT") or "per-email").strip().lower()
+
+
+def stored_where(stack: DevStack) -> str:
+    resources = stack.resources
+    assert resources is not None
+    environment = stack.consumer_environment()
+    if storage_layout(stack) == "batched":
+        prefix = environment.get("BATCH_KEY_PREFIX") or "batches/"
+        seconds = environment.get("BATCH_MAX_SECONDS") or "60"
+        return f"s3://{resources.bucket}/{prefix}   (STORAGE_LAYOUT=batched: gzip NDJSON, written every {seconds} s)"
+    return f"s3://{resources.bucket}/{environment.get('S3_KEY_PREFIX') or 'emails/'}"
+
+
 def objects_command(stack: DevStack) -> str:
     """`make objects` with the variables that differ from their defaults (it finds S3 the way `make run` does)."""
     settings: list[str] = []
+    if storage_layout(stack) == "batched":
+        settings.append("STORAGE_LAYOUT=batched")
     if stack.config.local_aws == "fast":
         settings.append("LOCAL_AWS=fast")
         if stack.config.s3_port != DEFAULT_PORTS["S3_PORT"]:
@@ -85,7 +103,7 @@ def banner(stack: DevStack) -> str:
         f"API:                {stack.api_url}   (/healthz /readyz /metrics /openapi.json)\n"
         f"consumer:           {stack.consumer_url}   (/healthz /readyz /metrics)\n"
         f"queue:              {resources.queue_url}\n"
-        f"bucket:             s3://{resources.bucket}/emails/\n"
+        f"stored in:          {stored_where(stack)}\n"
         f"token:              {stack.token}{generated}\n"
         f"logs:               the API's and the consumer's below; the local AWS's in the files above\n\n"
         f"Try it:\n  {curl_example(stack.api_url, stack.token)}\n\n"
