@@ -23,7 +23,7 @@ import pytest
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import metric_value, queue_depth, seed_payload, stored_keys, wait_for
 from tests.terraform.hcl import MODULES_DIR, load_dir
 
@@ -32,7 +32,7 @@ GLUE_TO_DUCKDB = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "da
 
 
 @pytest.fixture
-def batched_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[LocalStack]:
+def batched_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[DevStack]:
     config = StackConfig(
         names=stack_names,
         log_dir=tmp_path,
@@ -44,7 +44,7 @@ def batched_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServ
             "BATCH_MAX_EMAILS": "40",
         },
     )
-    with LocalStack(config) as running:
+    with DevStack(config) as running:
         yield running
 
 
@@ -94,7 +94,7 @@ def query(root: Path, sql: str) -> list[tuple[Any, ...]]:
         return connection.execute(sql.replace("emails", source)).fetchall()
 
 
-def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_stack: LocalStack, tmp_path: Path) -> None:
+def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_stack: DevStack, tmp_path: Path) -> None:
     resources = batched_stack.resources
     assert resources is not None
     count = 120
@@ -178,7 +178,7 @@ def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_sta
 
 
 @pytest.fixture
-def slow_batches_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[LocalStack]:
+def slow_batches_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[DevStack]:
     """Batches that would stay open for 10 minutes: only the drain writes them."""
     config = StackConfig(
         names=stack_names,
@@ -191,11 +191,11 @@ def slow_batches_stack(tmp_path: Path, stack_names: StackNames, moto_server: Mot
             "SHUTDOWN_GRACE_SECONDS": "20",
         },
     )
-    with LocalStack(config) as running:
+    with DevStack(config) as running:
         yield running
 
 
-def test_sigterm_writes_the_open_batch_and_deletes_its_messages(slow_batches_stack: LocalStack) -> None:
+def test_sigterm_writes_the_open_batch_and_deletes_its_messages(slow_batches_stack: DevStack) -> None:
     stack = slow_batches_stack
     resources = stack.resources
     assert resources is not None and stack.consumer is not None
