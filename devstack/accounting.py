@@ -7,8 +7,10 @@ devstack.sender is the client that fills a Ledger.
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -19,6 +21,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 KEY_PREFIX = "emails/"
+BATCH_KEY_PREFIX = "batches/"
+_BATCH_KEY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.ndjson\.gz$")
 
 
 # -- the emails ---------------------------------------------------------------------------------------------
@@ -223,6 +227,79 @@ def verify(
     )
 
 
+@dataclass
+class BatchedVerdict(Verdict):
+    """The batched layout delivers at least once: an email in two batches is a duplicate line, counted, not a
+    failure (readers deduplicate by email_id)."""
+
+    duplicate_lines: int = 0
+    batches: int = 0
+
+    def line(self) -> str:
+        return (
+            f"acknowledged {self.acknowledged}, stored {self.stored}, missing {self.missing}, "
+            f"duplicate lines {self.duplicate_lines} (in {self.batches} batches)"
+        )
+
+
+def verify_batched(
+    s3: Any,
+    bucket: str,
+    ledger: Ledger,
+    *,
+    prefix: str = BATCH_KEY_PREFIX,
+    check_content: bool = True,
+    workers: int = 8,
+) -> BatchedVerdict:
+    """Reads every batch under `prefix` and compares its lines with the ledger: each acknowledged email at least
+    once, with the content sent, in the partition of its received_at hour; nothing that was not acknowledged."""
+    keys = [item["Key"] for item in list_keys(s3, bucket, prefix)]
+
+    def read(key: str) -> list[tuple[str, dict[str, Any]]]:
+        body = gzip.decompress(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
+        return [(key, json.loads(line)) for line in body.splitlines()]
+
+    with ThreadPoolExecutor(workers) as pool:
+        lines = [line for batch in pool.map(read, keys) for line in batch]
+    per_id: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for key, document in lines:
+        per_id.setdefault(str(document.get("email_id")), []).append((key, document))
+    details: list[str] = []
+    unexpected = [email_id for email_id in per_id if email_id not in ledger.acknowledged]
+    details.extend(f"stored, never acknowledged: {email_id}" for email_id in unexpected[:20])
+    missing = [email_id for email_id in ledger.acknowledged if email_id not in per_id]
+    details.extend(f"acknowledged, not stored: {email_id}" for email_id in missing[:20])
+    mismatched: list[str] = []
+    stored = 0
+    for email_id, entry in ledger.acknowledged.items():
+        for key, document in per_id.get(email_id, []):
+            partition = _BATCH_KEY.search(key)
+            received_at = document.pop("received_at", None)
+            if partition is None or not isinstance(received_at, str) or not received_at.endswith("Z"):
+                mismatched.append(f"{email_id}: bad key {key} or received_at {received_at!r}")
+            elif not received_at.startswith(f"{partition.group(1)}T{partition.group(2)}:"):
+                mismatched.append(f"{email_id}: received at {received_at}, stored in {key}")
+            elif check_content and document != expected_object(email_id, entry.data):
+                mismatched.append(f"{email_id}: content differs in {key}: {document!r}")
+            else:
+                continue
+            break
+        else:
+            stored += 1 if email_id in per_id else 0
+    details.extend(mismatched[:20])
+    return BatchedVerdict(
+        acknowledged=len(ledger.acknowledged),
+        stored=stored,
+        missing=len(missing),
+        duplicates=0,
+        unexpected=len(unexpected),
+        mismatched=len(mismatched),
+        details=details,
+        duplicate_lines=len(lines) - len(per_id),
+        batches=len(keys),
+    )
+
+
 def wait_for_count(
     s3: Any, bucket: str, prefix: str, expected: int, *, timeout: float, stable_seconds: float = 0.0
 ) -> int:
@@ -247,3 +324,19 @@ def queue_depths(sqs: Any, queue_url: str) -> tuple[int, int]:
         AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
     )["Attributes"]
     return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+
+def wait_for_empty_queue(sqs: Any, queue_url: str, *, timeout: float, stable_seconds: float = 3.0) -> bool:
+    """Polls until the queue has nothing visible and nothing in flight for `stable_seconds` (SQS's counts are
+    approximate and lag), or time runs out; True when it emptied."""
+    deadline = time.monotonic() + timeout
+    empty_since: float | None = None
+    while time.monotonic() < deadline:
+        if queue_depths(sqs, queue_url) == (0, 0):
+            empty_since = empty_since or time.monotonic()
+            if time.monotonic() - empty_since >= stable_seconds:
+                return True
+        else:
+            empty_since = None
+        time.sleep(0.5)
+    return False

@@ -16,6 +16,13 @@ are counted), nothing may be stored that was never acknowledged, the queues are 
 DLQ holds nothing. The last line is ``acknowledged N, stored N, missing 0, duplicates 0``; the exit code is 0
 only when that holds for all N emails (1 otherwise, 2 for bad arguments).
 
+With ``--layout batched`` the consumer writes gzip NDJSON batches (STORAGE_LAYOUT=batched, BATCH_MAX_SECONDS=2):
+every acknowledged email must be a line of a batch under ``batches/dt=.../hour=.../`` (the hour of its
+received_at) with the content sent, nothing unacknowledged may be there, and the queues must be empty. Delivery
+is at least once in that layout, so an email written twice (a consumer killed after a batch's write, before its
+deletes) is counted as a duplicate line, not a failure: the last line is
+``acknowledged N, stored N, missing 0, duplicate lines D (in B batches)``.
+
     python scripts/soak.py                       # 100,000 emails (takes a while: moto's S3 stores ~200/s)
     python scripts/soak.py --emails 1500 --fault-seconds 2
 
@@ -41,7 +48,18 @@ from typing import Any
 if __package__ in {None, ""}:  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from devstack.accounting import KEY_PREFIX, Ledger, make_email, queue_depths, verify, wait_for_count
+from devstack.accounting import (
+    BATCH_KEY_PREFIX,
+    KEY_PREFIX,
+    Ledger,
+    Verdict,
+    make_email,
+    queue_depths,
+    verify,
+    verify_batched,
+    wait_for_count,
+    wait_for_empty_queue,
+)
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.gofakes3 import GoFakeS3Server
@@ -71,6 +89,7 @@ class Soak:
     s3: str = "auto"  # auto | gofakes3 | moto
     verify_content: bool = True
     rate: float | None = None
+    layout: str = "per-email"  # per-email | batched
     stack: DevStack | None = None
     proxies: dict[str, FaultProxy] = field(default_factory=dict)
     injected: list[str] = field(default_factory=list)
@@ -187,6 +206,8 @@ class Soak:
                     "SQS_WAIT_TIME_SECONDS": "2",
                     "QUEUE_METRICS_INTERVAL_SECONDS": "2",
                     "LOG_LEVEL": "warning",
+                    "STORAGE_LAYOUT": self.layout,
+                    "BATCH_MAX_SECONDS": "2",
                 }
             )
             stack.start_api()
@@ -234,21 +255,32 @@ class Soak:
             f"sent in {sent_seconds:.1f} s: statuses {dict(ledger.statuses)}, "
             f"connection errors {ledger.connection_errors}, slowest 503 {ledger.slowest_503_seconds:.2f} s"
         )
-        prefix = KEY_PREFIX + "2031/"
         bucket = stack.resources.bucket
+        sqs = emulator_client("sqs", stack.sqs_endpoint_url)
         # Every acknowledged email must arrive; allow for moto's pace (~150/s) and the faults' redeliveries.
         timeout = 120 + len(ledger.acknowledged) / 20
-        count = await asyncio.to_thread(
-            wait_for_count, s3, bucket, prefix, len(ledger.acknowledged), timeout=timeout, stable_seconds=3
-        )
-        self.log(f"{count} objects after {time.monotonic() - started:.1f} s; verifying")
-        sqs = emulator_client("sqs", stack.sqs_endpoint_url)
-        await asyncio.sleep(2)
-        main_depth = queue_depths(sqs, stack.resources.queue_url)
-        dlq_depth = queue_depths(sqs, stack.resources.dead_letter_queue_url)
-        verdict = await asyncio.to_thread(
-            verify, s3, bucket, ledger, prefixes=(prefix,), check_content=self.verify_content
-        )
+        verdict: Verdict
+        if self.layout == "batched":
+            # No key per email to count: wait for the queue to empty (held messages are in flight), then read.
+            await asyncio.to_thread(wait_for_empty_queue, sqs, stack.resources.queue_url, timeout=timeout)
+            self.log(f"queue empty after {time.monotonic() - started:.1f} s; verifying the batches")
+            main_depth = queue_depths(sqs, stack.resources.queue_url)
+            dlq_depth = queue_depths(sqs, stack.resources.dead_letter_queue_url)
+            verdict = await asyncio.to_thread(
+                verify_batched, s3, bucket, ledger, prefix=BATCH_KEY_PREFIX, check_content=self.verify_content
+            )
+        else:
+            prefix = KEY_PREFIX + "2031/"
+            count = await asyncio.to_thread(
+                wait_for_count, s3, bucket, prefix, len(ledger.acknowledged), timeout=timeout, stable_seconds=3
+            )
+            self.log(f"{count} objects after {time.monotonic() - started:.1f} s; verifying")
+            await asyncio.sleep(2)
+            main_depth = queue_depths(sqs, stack.resources.queue_url)
+            dlq_depth = queue_depths(sqs, stack.resources.dead_letter_queue_url)
+            verdict = await asyncio.to_thread(
+                verify, s3, bucket, ledger, prefixes=(prefix,), check_content=self.verify_content
+            )
         total = time.monotonic() - started
         for problem in [*ledger.problems, *verdict.details][:40]:
             self.log(f"problem: {problem}")
@@ -280,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--s3", choices=("auto", "gofakes3", "moto"), default="auto", help="S3 server")
     parser.add_argument("--log-dir", type=Path, default=None, help="service logs (default: a temporary folder)")
     parser.add_argument("--no-content-check", action="store_true", help="check keys and counts, not contents")
+    parser.add_argument(
+        "--layout", choices=("per-email", "batched"), default="per-email", help="the consumer's STORAGE_LAYOUT"
+    )
     args = parser.parse_args(argv)
     if args.emails < 1 or args.concurrency < 1 or args.fault_seconds <= 0 or args.rounds < 0 or args.rate < 0:
         parser.error("--emails, --concurrency and --fault-seconds must be positive, --rounds and --rate not negative")
@@ -299,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_dir=log_dir,
             verify_content=not args.no_content_check,
             rate=rate,
+            layout=args.layout,
         )
         return soak.run()
 
