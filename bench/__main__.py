@@ -340,8 +340,9 @@ def ceiling(bench: Bench) -> Ceiling:
     return Ceiling(bare, url, result)
 
 
-def consumers(bench: Bench) -> None:
-    """4. the consumer against the bare receive -> put -> delete loop: same backlog, endpoints and concurrency."""
+def consumers(bench: Bench) -> float:
+    """4. the consumer against the bare receive -> put -> delete loop: same backlog, endpoints and concurrency.
+    Returns the consumer's CPU seconds per stored email (section 4b's baseline)."""
     count = bench.args.consumer_messages
     print(f"4. consumers: {count} messages each", flush=True)
     bare_queue, _ = ensure_queues(bench.sqs_url, StackNames(queue="bench-bare", dead_letter_queue="bench-bare-dlq"))
@@ -387,6 +388,54 @@ def consumers(bench: Bench) -> None:
         f"the bare loop {count} in {bare_seconds:.1f} s"
     )
     consumer.stop()  # the API is measured alone
+    return consumer_cpu / created if created else float("nan")
+
+
+BATCHED_ENV = {"STORAGE_LAYOUT": "batched", "BATCH_MAX_SECONDS": "5", "CONSUMER_MAX_IN_FLIGHT": "10000"}
+
+
+def batched_consumer(bench: Bench, per_email_cpu: float) -> None:
+    """4b. the consumer in the batched layout on the same backlog, beside section 4's per-email figures: CPU and
+    S3 PUTs per stored email (goals: at most 0.25 ms and 0.001)."""
+    count = bench.args.consumer_messages
+    print(f"4b. consumer, batched layout: {count} messages", flush=True)
+    fill_queue(bench.sqs_url, bench.consumer_queue, count)
+    environment = bench.stack.config.consumer_env
+    saved = dict(environment)
+    environment.update(BATCHED_ENV)
+    try:
+        began = time.monotonic()
+        consumer = bench.stack.start_consumer()
+        cpu_start = cpu_seconds(consumer.pid)
+        bench.drain(600, "the batched consumer to drain", 0.1)
+        drained = time.monotonic() - began
+        cpu = cpu_seconds(consumer.pid) - cpu_start
+        text = metrics(bench.stack.consumer_url)
+    finally:
+        environment.clear()
+        environment.update(saved)
+    consumer.stop()
+    stored = metric_value(text, "email_ingest_consumer_emails_stored_total")
+    puts = metric_value(text, "email_ingest_aws_requests_total", {"service": "s3", "operation": "PutObject"})
+    batches = metric_value(text, "email_ingest_consumer_batches_total", {"result": "written"})
+    report = bench.report
+    report.add(
+        "4b batched",
+        "CPU per stored email (us; goal <= 250)",
+        fmt(cpu / stored * 1e6, 1) if stored else "-",
+        f"{fmt(per_email_cpu * 1e6, 1)} per-email",
+    )
+    report.add(
+        "4b batched",
+        "S3 PUTs per stored email (goal <= 0.001)",
+        f"{puts / stored:.5f}" if stored else "-",
+        "1 per-email",
+    )
+    report.add("4b batched", "emails per batch", fmt(stored / batches, 0) if batches else "-", "")
+    report.notes.append(
+        f"batched: {int(stored)} emails in {int(batches)} batches ({int(puts)} PUTs) in {drained:.1f} s, "
+        f"BATCH_MAX_SECONDS={BATCHED_ENV['BATCH_MAX_SECONDS']} (the drain includes the last batch's wait)"
+    )
 
 
 def api(bench: Bench, bare: Ceiling) -> ApiRun:
@@ -643,7 +692,8 @@ def main(argv: list[str] | None = None) -> int:
         # The sections run in this order, not in their numbers': the consumers are measured before the API fills
         # the queue, and section 3 counts the SQS calls of section 2's emails.
         bare = ceiling(bench)
-        consumers(bench)
+        per_email_cpu = consumers(bench)
+        batched_consumer(bench, per_email_cpu)
         api_run = api(bench, bare)
         sqs_requests_per_email(bench, api_run)
         end_to_end(bench, api_run)
