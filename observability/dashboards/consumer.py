@@ -13,7 +13,7 @@ def dashboard() -> JSON:
         uid="email-ingest-consumer",
         title="email-ingest / Consumer",
         description="The consumer: messages received, stored and deleted, S3 latency, end-to-end latency, "
-        "in-flight work, poison messages and visibility heartbeats.",
+        "in-flight work, poison messages, visibility heartbeats and, with STORAGE_LAYOUT=batched, its batches.",
         job_metric="email_ingest_consumer_messages_received_total",
         extra_tags=("consumer",),
         rows=(
@@ -164,6 +164,70 @@ def dashboard() -> JSON:
                             query(
                                 "sum by (instance) (" + rate("email_ingest_consumer_visibility_extensions_total") + ")",
                                 "{{instance}}",
+                            ),
+                        ),
+                    ),
+                ),
+            ),
+            Row(
+                "Batched layout (STORAGE_LAYOUT=batched)",
+                (
+                    panel(
+                        "Batches written and failed",
+                        "Batch objects written per second, and batches given up after S3_MAX_ATTEMPTS (their "
+                        "messages stay in SQS and come back). Flat at zero in the per-email layout.",
+                        "ops",
+                        (
+                            query(
+                                f"sum by (result) ({rate('email_ingest_consumer_batches_total')})",
+                                "{{result}}",
+                            ),
+                        ),
+                        width=8,
+                        steps=((0.001, RED),),
+                    ),
+                    panel(
+                        "Emails held for their batch",
+                        "Emails (in-flight messages) waiting for their batch to be written, per instance. "
+                        "Their messages are deleted once it is.",
+                        "short",
+                        (
+                            query(
+                                f"sum by (instance) ({sel('email_ingest_consumer_batch_emails_held')})",
+                                "{{instance}}",
+                            ),
+                        ),
+                        width=8,
+                    ),
+                    panel(
+                        "Emails per batch",
+                        "Average emails per written batch (BATCH_MAX_EMAILS is the most; fewer when batches are "
+                        "written by BATCH_MAX_SECONDS or BATCH_MAX_BYTES).",
+                        "short",
+                        (
+                            query(
+                                f"sum({rate('email_ingest_consumer_batch_emails_sum')})\n/\n"
+                                f"sum({rate('email_ingest_consumer_batch_emails_count')})",
+                                "emails per batch",
+                            ),
+                        ),
+                        width=8,
+                    ),
+                    panel(
+                        "Batch age when written",
+                        "From a batch's first email to its write (at most BATCH_MAX_SECONDS plus the PUT).",
+                        "s",
+                        quantile_targets("email_ingest_consumer_batch_age_seconds"),
+                    ),
+                    panel(
+                        "Compression",
+                        "Uncompressed NDJSON bytes per object byte (gzip), over written batches.",
+                        "short",
+                        (
+                            query(
+                                f"sum({rate('email_ingest_consumer_batch_bytes_sum')})\n/\n"
+                                f"sum({rate('email_ingest_consumer_batch_compressed_bytes_sum')})",
+                                "ratio",
                             ),
                         ),
                     ),
