@@ -3,7 +3,8 @@ SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 VENV := .venv
 BIN := $(CURDIR)/$(VENV)/bin
-TOOLS_DIR ?= $(or $(EMAIL_INGEST_TOOLS_DIR),$(or $(XDG_CACHE_HOME),$(HOME)/.cache)/email-ingest/tools)
+# devstack/tools.py is the one rule for where the tools live (stdlib only: it runs before .venv exists).
+TOOLS_DIR ?= $(shell python3 $(CURDIR)/devstack/tools.py)
 export EMAIL_INGEST_TOOLS_DIR := $(TOOLS_DIR)
 export PATH := $(TOOLS_DIR)/bin:$(BIN):$(PATH)
 PYTEST_ARGS ?=

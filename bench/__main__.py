@@ -37,15 +37,16 @@ import psutil
 
 from api_service.memory_budget import MIB, default_budget_bytes
 from bench.emails import CONTENT, envelope_body
-from bench.wrk import lua_script, run_wrk
+from bench.wrk import LoadResult, lua_script, run_wrk
+from devstack.accounting import list_keys, queue_depths
 from devstack.bootstrap import StackNames, emulator_client, ensure_queues
 from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.gofakes3 import GoFakeS3Server
-from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
-from devstack.stack import LocalStack, StackConfig
-from tests.aws_helpers import metric_value
+from devstack.metrics_text import metric_value
+from devstack.processes import LOOPBACK, ManagedProcess, free_port, http_status, python_module
+from devstack.stack import DevStack, StackConfig
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SQS_OPERATIONS = (
@@ -125,18 +126,12 @@ def fill_queue(endpoint_url: str, queue_url: str, count: int) -> None:
 
 
 def queue_empty(endpoint_url: str, queue_url: str) -> bool:
-    attributes: dict[str, str] = emulator_client("sqs", endpoint_url).get_queue_attributes(
-        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    )["Attributes"]
-    return attributes["ApproximateNumberOfMessages"] == attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+    return queue_depths(emulator_client("sqs", endpoint_url), queue_url) == (0, 0)
 
 
 def count_objects(endpoint_url: str, bucket: str, prefix: str) -> tuple[int, int]:
     """(objects, distinct email ids) under the prefix."""
-    s3 = emulator_client("s3", endpoint_url)
-    keys: list[str] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        keys += [item["Key"] for item in page.get("Contents", [])]
+    keys = [item["Key"] for item in list_keys(emulator_client("s3", endpoint_url), bucket, prefix)]
     return len(keys), len({key.rsplit("/", 1)[-1] for key in keys})
 
 
@@ -217,7 +212,7 @@ def overload_large(
             baseline = psutil.Process(api.pid).memory_info().rss
             runs = [run_wrk(url, script, pid=api.pid, seconds=seconds, connections=600) for _ in range(2)]
             # Right after the load the API may still be reading and discarding the shed requests' bodies.
-            health = functools.partial(_answers, f"http://{LOOPBACK}:{port}/healthz")
+            health = functools.partial(answers, f"http://{LOOPBACK}:{port}/healthz")
             try:
                 recovered = f"serving again after {wait(health, 30, 'healthz'):.1f} s"
             except RuntimeError:
@@ -235,6 +230,447 @@ def overload_large(
     report.notes.append("overload 250 kB: the chart's API memory limit is 512 MiB (helm values api.resources)")
 
 
+TOKEN = "bench-token"  # noqa: S105 - a local benchmark's placeholder
+BUCKET = "bench-emails"
+
+
+@dataclass
+class Bench:
+    """What the numbered sections share: the servers, the stack (API and consumer started per section) and the
+    wrk script; `cleanup` stops everything in reverse order at the end of the run."""
+
+    args: argparse.Namespace
+    report: Report
+    work: Path
+    cleanup: ExitStack
+    moto: MotoServer
+    elasticmq: ElasticMQServer
+    s3_url: str
+    stack: DevStack
+    script: Path
+
+    @property
+    def sqs_url(self) -> str:
+        return self.elasticmq.endpoint_url
+
+    @property
+    def consumer_queue(self) -> str:
+        assert self.stack.resources is not None
+        return self.stack.resources.queue_url
+
+    def bare_env(self) -> dict[str, str]:
+        """The environment of the bare loops: the stack's AWS endpoints and credentials, S3 on `s3_url`."""
+        return {**self.stack.aws_env(), "AWS_ENDPOINT_URL_S3": self.s3_url, "PATH": os.environ.get("PATH", "")}
+
+    def drain(self, timeout: float, what: str, interval: float) -> float:
+        return wait(lambda: queue_empty(self.sqs_url, self.consumer_queue), timeout, what, interval)
+
+
+@dataclass
+class Ceiling:
+    """Section 1's bare handler, still running: section 2 paces it to the API's rate."""
+
+    process: ManagedProcess
+    url: str
+    result: LoadResult
+
+
+@dataclass
+class ApiRun:
+    url: str
+    metrics_after: str  # the API's /metrics right after its measured run
+
+
+def start(args: argparse.Namespace, report: Report, work: Path, cleanup: ExitStack) -> Bench:
+    """moto (SSM, and S3 without gofakes3), ElasticMQ, gofakes3 when installed, and the stack's resources."""
+    moto = MotoServer(log_path=work / "moto.log")
+    moto.start()
+    cleanup.callback(moto.stop)
+    elasticmq = ElasticMQServer(queue_name="bench-api", dlq_name="bench-api-dlq")
+    elasticmq.start()
+    cleanup.callback(elasticmq.stop)
+    s3_server = GoFakeS3Server(log_path=work / "gofakes3.log", quiet=True)
+    if s3_server.installed():
+        s3_server.start()
+        cleanup.callback(s3_server.stop)
+        s3_url = s3_server.endpoint_url
+        report.notes.append("S3: gofakes3 (in memory)")
+    else:
+        s3_url = moto.endpoint_url
+        report.notes.append("S3: moto (gofakes3 not installed: consumer figures are bound by moto)")
+    names = StackNames(queue="bench-api", dead_letter_queue="bench-api-dlq", bucket=BUCKET)
+    stack = DevStack(
+        StackConfig(
+            with_api=False,
+            with_consumer=False,
+            names=names,
+            token=TOKEN,
+            log_dir=work,
+            emulator_endpoint_url=moto.endpoint_url,
+            sqs_endpoint_url=elasticmq.endpoint_url,
+            consumer_env={
+                "AWS_ENDPOINT_URL_S3": s3_url,
+                "CONSUMER_POLLERS": "4",
+                "CONSUMER_MAX_IN_FLIGHT": "40",
+                "SQS_WAIT_TIME_SECONDS": "1",
+                "QUEUE_METRICS_INTERVAL_SECONDS": "60",
+            },
+        )
+    )
+    stack.start()
+    cleanup.callback(stack.stop)
+    assert stack.resources is not None
+    if s3_url != moto.endpoint_url:
+        emulator_client("s3", s3_url).create_bucket(Bucket=BUCKET)
+    return Bench(args, report, work, cleanup, moto, elasticmq, s3_url, stack, lua_script(payload(TOKEN)))
+
+
+def ceiling(bench: Bench) -> Ceiling:
+    """1. the ceiling: a bare aiohttp handler parsing the same JSON, under the same wrk load."""
+    print("1. ceiling: bare aiohttp handler", flush=True)
+    args = bench.args
+    port = free_port()
+    bare = ManagedProcess("bare-api", python_module("bench.bare_api", str(port)), log_path=bench.work / "bare.log")
+    bare.start()
+    bench.cleanup.callback(bare.stop)
+    url = f"http://{LOOPBACK}:{port}/api/email"
+    wait(lambda: answers(url), 20, "the bare handler")
+    run_wrk(url, bench.script, pid=bare.pid, seconds=3, connections=args.connections)  # warm-up
+    result = run_wrk(url, bench.script, pid=bare.pid, seconds=args.seconds, connections=args.connections)
+    return Ceiling(bare, url, result)
+
+
+def consumers(bench: Bench) -> float:
+    """4. the consumer against the bare receive -> put -> delete loop: same backlog, endpoints and concurrency.
+    Returns the consumer's CPU seconds per stored email (section 4b's baseline)."""
+    count = bench.args.consumer_messages
+    print(f"4. consumers: {count} messages each", flush=True)
+    bare_queue, _ = ensure_queues(bench.sqs_url, StackNames(queue="bench-bare", dead_letter_queue="bench-bare-dlq"))
+    fill_queue(bench.sqs_url, bare_queue, count)
+    began = time.monotonic()
+    bare_loop = subprocess.Popen(
+        python_module("bench.bare_consumer", bare_queue, BUCKET, "4", str(count)), env=bench.bare_env()
+    )
+    _, status, usage = os.wait4(bare_loop.pid, 0)
+    bare_seconds = time.monotonic() - began
+    bare_cpu = usage.ru_utime + usage.ru_stime
+    if status != 0:
+        raise RuntimeError(f"the bare consumer failed ({status})")
+    fill_queue(bench.sqs_url, bench.consumer_queue, count)
+    began = time.monotonic()
+    consumer = bench.stack.start_consumer()
+    consumer_cpu_start = cpu_seconds(consumer.pid)
+    bench.drain(600, "the consumer to drain", 0.1)
+    consumer_seconds = time.monotonic() - began
+    consumer_cpu = cpu_seconds(consumer.pid) - consumer_cpu_start
+    created = metric_value(metrics(bench.stack.consumer_url), "email_ingest_consumer_emails_stored_total")
+    report = bench.report
+    report.add(
+        "4 consumer",
+        "stored emails/s (4 pollers, 40 in flight)",
+        fmt(created / consumer_seconds),
+        fmt(count / bare_seconds),
+    )
+    report.add(
+        "4 consumer",
+        "share of the bare loop's rate (goal >= 0.80)",
+        f"{(created / consumer_seconds) / (count / bare_seconds):.2f}",
+        "",
+    )
+    report.add(
+        "4 consumer",
+        "CPU per stored email (us)",
+        fmt(consumer_cpu / created * 1e6, 1),
+        fmt(bare_cpu / count * 1e6, 1),
+    )
+    report.notes.append(
+        f"consumers: ours stored {int(created)} in {consumer_seconds:.1f} s (including start-up); "
+        f"the bare loop {count} in {bare_seconds:.1f} s"
+    )
+    consumer.stop()  # the API is measured alone
+    return consumer_cpu / created if created else float("nan")
+
+
+BATCHED_ENV = {"STORAGE_LAYOUT": "batched", "BATCH_MAX_SECONDS": "5", "CONSUMER_MAX_IN_FLIGHT": "10000"}
+
+
+def batched_consumer(bench: Bench, per_email_cpu: float) -> None:
+    """4b. the consumer in the batched layout on the same backlog, beside section 4's per-email figures: CPU and
+    S3 PUTs per stored email (goals: at most 0.25 ms and 0.001)."""
+    count = bench.args.consumer_messages
+    print(f"4b. consumer, batched layout: {count} messages", flush=True)
+    fill_queue(bench.sqs_url, bench.consumer_queue, count)
+    environment = bench.stack.config.consumer_env
+    saved = dict(environment)
+    environment.update(BATCHED_ENV)
+    try:
+        began = time.monotonic()
+        consumer = bench.stack.start_consumer()
+        cpu_start = cpu_seconds(consumer.pid)
+        bench.drain(600, "the batched consumer to drain", 0.1)
+        drained = time.monotonic() - began
+        cpu = cpu_seconds(consumer.pid) - cpu_start
+        text = metrics(bench.stack.consumer_url)
+    finally:
+        environment.clear()
+        environment.update(saved)
+    consumer.stop()
+    stored = metric_value(text, "email_ingest_consumer_emails_stored_total")
+    puts = metric_value(text, "email_ingest_aws_requests_total", {"service": "s3", "operation": "PutObject"})
+    batches = metric_value(text, "email_ingest_consumer_batches_total", {"result": "written"})
+    report = bench.report
+    report.add(
+        "4b batched",
+        "CPU per stored email (us; goal <= 250)",
+        fmt(cpu / stored * 1e6, 1) if stored else "-",
+        f"{fmt(per_email_cpu * 1e6, 1)} per-email",
+    )
+    report.add(
+        "4b batched",
+        "S3 PUTs per stored email (goal <= 0.001)",
+        f"{puts / stored:.5f}" if stored else "-",
+        "1 per-email",
+    )
+    report.add("4b batched", "emails per batch", fmt(stored / batches, 0) if batches else "-", "")
+    report.notes.append(
+        f"batched: {int(stored)} emails in {int(batches)} batches ({int(puts)} PUTs) in {drained:.1f} s, "
+        f"BATCH_MAX_SECONDS={BATCHED_ENV['BATCH_MAX_SECONDS']} (the drain includes the last batch's wait)"
+    )
+
+
+def api(bench: Bench, bare: Ceiling) -> ApiRun:
+    """2. the API publishing to ElasticMQ, beside the ceiling: saturated, paced to the API's rate, and paced with
+    ElasticMQ as busy as the API kept it. Stops the bare handler."""
+    print("2. API publishing to ElasticMQ", flush=True)
+    args, report, script, ceiling_run = bench.args, bench.report, bench.script, bare.result
+    process = bench.stack.start_api()
+    api_url = f"{bench.stack.api_url}/api/email"
+    run_wrk(api_url, script, pid=process.pid, seconds=3, connections=args.connections)  # warm-up
+    before = metrics(bench.stack.api_url)
+    ours = run_wrk(api_url, script, pid=process.pid, seconds=args.seconds, connections=args.connections)
+    after = metrics(bench.stack.api_url)
+    accepted = metric_value(after, "email_ingest_api_emails_accepted_total") - metric_value(
+        before, "email_ingest_api_emails_accepted_total"
+    )
+    sends = metric_value(after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"}) - metric_value(
+        before, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"}
+    )
+    report.add("1 ceiling", "requests/s (wrk -t1 -c64)", "", fmt(ceiling_run.rps))
+    report.add(
+        "2 API",
+        "requests/s, all answered 200",
+        fmt(ours.rps) + ("" if ours.non_2xx == 0 else f" ({ours.non_2xx} non-2xx)"),
+        fmt(ceiling_run.rps),
+    )
+    report.add(
+        "2 API",
+        "latency p50 / p99 (ms)",
+        f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f}",
+        f"{ceiling_run.p50_ms:.1f} / {ceiling_run.p99_ms:.1f}",
+    )
+    report.add(
+        "2 API",
+        "CPU per accepted email (us) vs per request",
+        fmt(ours.cpu_us_per(int(accepted)), 1),
+        fmt(ceiling_run.cpu_us_per(ceiling_run.requests), 1),
+    )
+    report.add(
+        "2 API",
+        "ratio to the saturated ceiling's CPU",
+        f"{ours.cpu_us_per(int(accepted)) / ceiling_run.cpu_us_per(ceiling_run.requests):.2f}",
+        "",
+    )
+    # The same handler paced to the API's rate: CPU per request depends on the rate (at a low rate each
+    # response wakes an idle client and the loop amortises less), so compare at equal rates too.
+    # Each connection waits `pace_ms` after every answer; paced, the handler answers in about 1 ms.
+    pace_ms = max(1, round(args.connections / ours.rps * 1000 - 1))
+    paced_script = lua_script(payload(TOKEN), delay_ms=pace_ms)
+    paced = run_wrk(bare.url, paced_script, pid=bare.process.pid, seconds=args.seconds, connections=args.connections)
+    # And with ElasticMQ as busy as the API kept it: on two cores its JVM slows every other process.
+    load_queue, _ = ensure_queues(bench.sqs_url, StackNames(queue="bench-load", dead_letter_queue="bench-load-dlq"))
+    loader = ManagedProcess(
+        "sqs-load",
+        python_module("bench.sqs_load", bench.sqs_url, load_queue, f"{sends / ours.seconds:.1f}"),
+        env=bench.bare_env(),
+        log_path=bench.work / "sqs-load.log",
+    )
+    loader.start()
+    time.sleep(1)
+    shared = run_wrk(bare.url, paced_script, pid=bare.process.pid, seconds=args.seconds, connections=args.connections)
+    loader.stop()
+    bare.process.stop()
+    report.add(
+        "2 API",
+        "CPU per request, ceiling paced to the API's rate (us)",
+        f"{fmt(paced.rps)}/s",
+        fmt(paced.cpu_us_per(paced.requests), 1),
+    )
+    report.add(
+        "2 API",
+        "ratio to the paced ceiling's CPU",
+        f"{ours.cpu_us_per(int(accepted)) / paced.cpu_us_per(paced.requests):.2f}",
+        "",
+    )
+    report.add(
+        "2 API",
+        f"CPU per request, paced, ElasticMQ taking {sends / ours.seconds:.0f} batches/s (us)",
+        f"{fmt(shared.rps)}/s",
+        fmt(shared.cpu_us_per(shared.requests), 1),
+    )
+    report.add(
+        "2 API",
+        "ratio to it: same rate, same machine load (goal <= 2.0)",
+        f"{ours.cpu_us_per(int(accepted)) / shared.cpu_us_per(shared.requests):.2f}",
+        "",
+    )
+    report.add("2 API", "RSS (MiB)", fmt(ours.rss_bytes / 2**20, 1), fmt(ceiling_run.rss_bytes / 2**20, 1))
+    report.add("2 API", "emails per SendMessageBatch", fmt(accepted / sends, 2) if sends else "-", "10 max")
+    return ApiRun(api_url, after)
+
+
+def sqs_requests_per_email(bench: Bench, api_run: ApiRun) -> None:
+    """3. SQS requests per stored email: the API's sends of section 2, then the consumer's calls to store them all.
+    Leaves the consumer running for section 5."""
+    after = api_run.metrics_after
+    bench.stack.start_consumer()
+    backlog = int(metric_value(after, "email_ingest_api_emails_accepted_total"))
+    bench.drain(600, "the consumer to drain", 0.1)
+    drain_metrics = metrics(bench.stack.consumer_url)
+    stored = metric_value(drain_metrics, "email_ingest_consumer_emails_stored_total")
+    all_sends = metric_value(after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
+    requests_per_email = (all_sends + sqs_calls(drain_metrics)) / stored
+    bench.report.add(
+        "3 SQS",
+        "SQS requests per stored email (goal <= 0.35)",
+        f"{requests_per_email:.3f}",
+        "~2.1 (simple designs)",
+    )
+    bench.report.notes.append(
+        f"SQS requests per email: {int(all_sends)} sends for {backlog} accepted emails, "
+        f"{int(sqs_calls(drain_metrics))} consumer calls for {int(stored)} stored"
+    )
+
+
+def end_to_end(bench: Bench, api_run: ApiRun) -> None:
+    """5. end-to-end latency (API 200 -> object stored) at a fixed rate, from the consumer's log."""
+    rate, seconds = bench.args.rate, bench.args.seconds
+    print(f"5. end-to-end latency at {rate:g} requests/s", flush=True)
+    acknowledged = asyncio.run(open_loop(api_run.url, TOKEN, rate, seconds))
+    bench.drain(120, "the pipeline to settle", 0.2)
+    assert bench.stack.consumer is not None
+    stored_at = stored_times(bench.stack.consumer.log_text())
+    latencies = [(stored_at[i] - t) * 1000 for i, t in acknowledged.items() if i in stored_at]
+    bench.report.add(
+        "5 e2e",
+        f"API 200 -> stored, p50 / p99 (ms) at {rate:g}/s",
+        f"{percentile(latencies, 0.5):.0f} / {percentile(latencies, 0.99):.0f}",
+        "goal p99 <= 1000",
+    )
+    bench.report.notes.append(
+        f"end to end: {len(latencies)} of {len(acknowledged)} acknowledged emails timed; "
+        f"mean {statistics.fmean(latencies):.0f} ms"
+        if latencies
+        else "end to end: no sample"
+    )
+
+
+def overload(bench: Bench) -> str:
+    """6. overload: a second API whose SQS is slowed by a proxy (100 ms each way), so SQS sets the pace; then
+    250 kB emails with and without the memory budget. Returns the second API's base URL (section 7 counts it)."""
+    print("6. overload", flush=True)
+    args, report, script = bench.args, bench.report, bench.script
+    proxy = FaultProxy.for_url(bench.sqs_url, name="slow-sqs").start()
+    bench.cleanup.callback(proxy.stop)
+    proxy.set_mode(Mode.LATENCY, latency=0.1)
+    slow_port = free_port()
+    slow_env = {
+        **bench.stack.api_environment(),
+        "API_PORT": str(slow_port),
+        "AWS_ENDPOINT_URL_SQS": proxy.endpoint_url,
+        "PUBLISH_MAX_BATCHES_IN_FLIGHT": "4",
+        "PUBLISH_MAX_PENDING": "200",
+        "LOG_LEVEL": "warning",
+    }
+    slow_api = ManagedProcess(
+        "api-overload", python_module("api_service"), env=slow_env, log_path=bench.work / "overload.log"
+    )
+    slow_api.start()
+    bench.cleanup.callback(slow_api.stop)
+    base_url = f"http://{LOOPBACK}:{slow_port}"
+    slow_api.wait_until(f"{base_url}/readyz")
+    slow_url = f"{base_url}/api/email"
+    sustainable = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds / 2, connections=40)
+    rss_before = psutil.Process(slow_api.pid).memory_info().rss
+    first = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds, connections=args.overload_connections)
+    # A second round: memory that only grows with the work done would grow again here; bounded buffers
+    # (the connections', the capped pending queue) do not.
+    again = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds, connections=args.overload_connections)
+    shed = metric_value(metrics(base_url), "email_ingest_api_requests_shed_total")
+    healthy = answers(f"{base_url}/healthz")
+    report.add(
+        "6 overload",
+        "offered vs sustainable requests/s",
+        f"{fmt(first.rps)} vs {fmt(sustainable.rps)}",
+        f"x{first.rps / sustainable.rps:.1f}",
+    )
+    report.add(
+        "6 overload",
+        "share answered 503 + Retry-After",
+        f"{first.non_2xx / first.requests:.0%}",
+        f"{int(shed)} shed",
+    )
+    report.add(
+        "6 overload",
+        "RSS before -> after one run -> after two (MiB), still serving",
+        f"{rss_before / 2**20:.1f} -> {first.rss_bytes / 2**20:.1f} -> {again.rss_bytes / 2**20:.1f}",
+        "yes" if healthy else "NO",
+    )
+    overload_large(
+        report,
+        seconds=args.seconds,
+        api_env=bench.stack.api_environment(),
+        slow_sqs=proxy.endpoint_url,
+        sqs=bench.sqs_url,
+        token=TOKEN,
+        work=bench.work,
+    )
+    proxy.set_mode(Mode.PASS)
+    return base_url
+
+
+def accounting(bench: Bench, api_urls: tuple[str, ...]) -> tuple[str, bool]:
+    """7. zero-loss accounting: every email the APIs acknowledged in the run is stored once (the backlogs section
+    4 put in the queue directly are subtracted). Returns the summary line and whether it holds."""
+    print("7. accounting", flush=True)
+
+    def settled() -> bool:  # every request the APIs took is answered, so their counters are final
+        return all(
+            metric_value(text, "email_ingest_publisher_pending_entries") == 0
+            and metric_value(text, "email_ingest_api_requests_in_flight") <= 1
+            for text in (metrics(url) for url in api_urls)
+        )
+
+    wait(settled, 120, "the APIs to answer everything", 0.2)
+    acknowledged_total = sum(metric_value(metrics(url), "email_ingest_api_emails_accepted_total") for url in api_urls)
+    prefilled = bench.args.consumer_messages
+    bench.drain(300, "the last emails", 0.5)
+    objects, distinct = count_objects(bench.s3_url, BUCKET, "emails/")
+    stored_from_api = objects - prefilled
+    missing = int(acknowledged_total) - stored_from_api
+    bench.report.add(
+        "7 accounting",
+        "acknowledged, stored, missing, duplicates",
+        f"{int(acknowledged_total)}, {stored_from_api}, {missing}, {objects - distinct}",
+        "",
+    )
+    line = (
+        f"acknowledged {int(acknowledged_total)}, stored {stored_from_api}, missing {missing}, "
+        f"duplicates {objects - distinct}"
+    )
+    print(line, flush=True)
+    return line, missing == 0 and objects == distinct
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
@@ -249,330 +685,20 @@ def main(argv: list[str] | None = None) -> int:
 
     report = Report()
     work = Path(tempfile.mkdtemp(prefix="email-ingest-bench-"))
-    token = "bench-token"  # noqa: S105 - a local benchmark's placeholder
     load_average = os.getloadavg()
     print(f"logs in {work}", flush=True)
-    with ExitStack() as stack:
-        moto = MotoServer(log_path=work / "moto.log")
-        moto.start()
-        stack.callback(moto.stop)
-        elasticmq = ElasticMQServer(queue_name="bench-api", dlq_name="bench-api-dlq")
-        elasticmq.start()
-        stack.callback(elasticmq.stop)
-        s3_server = GoFakeS3Server(log_path=work / "gofakes3.log", quiet=True)
-        if s3_server.installed():
-            s3_server.start()
-            stack.callback(s3_server.stop)
-            s3_url = s3_server.endpoint_url
-            report.notes.append("S3: gofakes3 (in memory)")
-        else:
-            s3_url = moto.endpoint_url
-            report.notes.append("S3: moto (gofakes3 not installed: consumer figures are bound by moto)")
-        names = StackNames(queue="bench-api", dead_letter_queue="bench-api-dlq", bucket="bench-emails")
-        local = LocalStack(
-            StackConfig(
-                with_api=False,
-                with_consumer=False,
-                names=names,
-                token=token,
-                log_dir=work,
-                emulator_endpoint_url=moto.endpoint_url,
-                sqs_endpoint_url=elasticmq.endpoint_url,
-                consumer_env={
-                    "AWS_ENDPOINT_URL_S3": s3_url,
-                    "CONSUMER_POLLERS": "4",
-                    "CONSUMER_MAX_IN_FLIGHT": "40",
-                    "SQS_WAIT_TIME_SECONDS": "1",
-                    "QUEUE_METRICS_INTERVAL_SECONDS": "60",
-                },
-            )
-        )
-        local.start()
-        stack.callback(local.stop)
-        assert local.resources is not None
-        if s3_url != moto.endpoint_url:
-            emulator_client("s3", s3_url).create_bucket(Bucket="bench-emails")
-        script = lua_script(payload(token))
-
-        # 1. the ceiling
-        print("1. ceiling: bare aiohttp handler", flush=True)
-        bare_port = free_port()
-        bare = ManagedProcess("bare-api", python_module("bench.bare_api", str(bare_port)), log_path=work / "bare.log")
-        bare.start()
-        stack.callback(bare.stop)
-        wait(lambda: _answers(f"http://{LOOPBACK}:{bare_port}/api/email"), 20, "the bare handler")
-        bare_url = f"http://{LOOPBACK}:{bare_port}/api/email"
-        run_wrk(bare_url, script, pid=bare.pid, seconds=3, connections=args.connections)
-        ceiling = run_wrk(bare_url, script, pid=bare.pid, seconds=args.seconds, connections=args.connections)
-
-        # 4. the consumer against the bare loop: the same backlog, the same endpoints, the same concurrency
-        count = args.consumer_messages
-        print(f"4. consumers: {count} messages each", flush=True)
-        bare_queue, _ = ensure_queues(
-            elasticmq.endpoint_url, StackNames(queue="bench-bare", dead_letter_queue="bench-bare-dlq")
-        )
-        fill_queue(elasticmq.endpoint_url, bare_queue, count)
-        bare_env = {**local.aws_env(), "AWS_ENDPOINT_URL_S3": s3_url, "PATH": os.environ.get("PATH", "")}
-        began = time.monotonic()
-        bare_loop = subprocess.Popen(
-            python_module("bench.bare_consumer", bare_queue, "bench-emails", "4", str(count)), env=bare_env
-        )
-        _, status, usage = os.wait4(bare_loop.pid, 0)
-        bare_seconds = time.monotonic() - began
-        bare_cpu = usage.ru_utime + usage.ru_stime
-        if status != 0:
-            raise RuntimeError(f"the bare consumer failed ({status})")
-        consumer_queue = local.resources.queue_url
-        fill_queue(elasticmq.endpoint_url, consumer_queue, count)
-        began = time.monotonic()
-        consumer = local.start_consumer()
-        consumer_cpu_start = cpu_seconds(consumer.pid)
-        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 600, "the consumer to drain", 0.1)
-        consumer_seconds = time.monotonic() - began
-        consumer_cpu = cpu_seconds(consumer.pid) - consumer_cpu_start
-        first_drain = metrics(local.consumer_url)
-        created = metric_value(first_drain, "email_ingest_consumer_emails_stored_total")
-        report.add(
-            "4 consumer",
-            "stored emails/s (4 pollers, 40 in flight)",
-            fmt(created / consumer_seconds),
-            fmt(count / bare_seconds),
-        )
-        report.add(
-            "4 consumer",
-            "share of the bare loop's rate (goal >= 0.80)",
-            f"{(created / consumer_seconds) / (count / bare_seconds):.2f}",
-            "",
-        )
-        report.add(
-            "4 consumer",
-            "CPU per stored email (us)",
-            fmt(consumer_cpu / created * 1e6, 1),
-            fmt(bare_cpu / count * 1e6, 1),
-        )
-        report.notes.append(
-            f"consumers: ours stored {int(created)} in {consumer_seconds:.1f} s (including start-up); "
-            f"the bare loop {count} in {bare_seconds:.1f} s"
-        )
-        consumer.stop()  # the API is measured alone
-
-        # 2. the API
-        print("2. API publishing to ElasticMQ", flush=True)
-        api = local.start_api()
-        api_url = f"{local.api_url}/api/email"
-        run_wrk(api_url, script, pid=api.pid, seconds=3, connections=args.connections)
-        before = metrics(local.api_url)
-        ours = run_wrk(api_url, script, pid=api.pid, seconds=args.seconds, connections=args.connections)
-        after = metrics(local.api_url)
-        accepted = metric_value(after, "email_ingest_api_emails_accepted_total") - metric_value(
-            before, "email_ingest_api_emails_accepted_total"
-        )
-        sends = metric_value(
-            after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"}
-        ) - metric_value(before, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
-        report.add("1 ceiling", "requests/s (wrk -t1 -c64)", "", fmt(ceiling.rps))
-        report.add(
-            "2 API",
-            "requests/s, all answered 200",
-            fmt(ours.rps) + ("" if ours.non_2xx == 0 else f" ({ours.non_2xx} non-2xx)"),
-            fmt(ceiling.rps),
-        )
-        report.add(
-            "2 API",
-            "latency p50 / p99 (ms)",
-            f"{ours.p50_ms:.1f} / {ours.p99_ms:.1f}",
-            f"{ceiling.p50_ms:.1f} / {ceiling.p99_ms:.1f}",
-        )
-        report.add(
-            "2 API",
-            "CPU per accepted email (us) vs per request",
-            fmt(ours.cpu_us_per(int(accepted)), 1),
-            fmt(ceiling.cpu_us_per(ceiling.requests), 1),
-        )
-        report.add(
-            "2 API",
-            "ratio to the saturated ceiling's CPU",
-            f"{ours.cpu_us_per(int(accepted)) / ceiling.cpu_us_per(ceiling.requests):.2f}",
-            "",
-        )
-        # The same handler paced to the API's rate: CPU per request depends on the rate (at a low rate each
-        # response wakes an idle client and the loop amortises less), so compare at equal rates too.
-        # Each connection waits `pace_ms` after every answer; paced, the handler answers in about 1 ms.
-        pace_ms = max(1, round(args.connections / ours.rps * 1000 - 1))
-        paced_script = lua_script(payload(token), delay_ms=pace_ms)
-        paced = run_wrk(bare_url, paced_script, pid=bare.pid, seconds=args.seconds, connections=args.connections)
-        # And with ElasticMQ as busy as the API kept it: on two cores its JVM slows every other process.
-        load_queue, _ = ensure_queues(
-            elasticmq.endpoint_url, StackNames(queue="bench-load", dead_letter_queue="bench-load-dlq")
-        )
-        loader = ManagedProcess(
-            "sqs-load",
-            python_module("bench.sqs_load", elasticmq.endpoint_url, load_queue, f"{sends / ours.seconds:.1f}"),
-            env=bare_env,
-            log_path=work / "sqs-load.log",
-        )
-        loader.start()
-        time.sleep(1)
-        shared = run_wrk(bare_url, paced_script, pid=bare.pid, seconds=args.seconds, connections=args.connections)
-        loader.stop()
-        bare.stop()
-        report.add(
-            "2 API",
-            "CPU per request, ceiling paced to the API's rate (us)",
-            f"{fmt(paced.rps)}/s",
-            fmt(paced.cpu_us_per(paced.requests), 1),
-        )
-        report.add(
-            "2 API",
-            "ratio to the paced ceiling's CPU",
-            f"{ours.cpu_us_per(int(accepted)) / paced.cpu_us_per(paced.requests):.2f}",
-            "",
-        )
-        report.add(
-            "2 API",
-            f"CPU per request, paced, ElasticMQ taking {sends / ours.seconds:.0f} batches/s (us)",
-            f"{fmt(shared.rps)}/s",
-            fmt(shared.cpu_us_per(shared.requests), 1),
-        )
-        report.add(
-            "2 API",
-            "ratio to it: same rate, same machine load (goal <= 2.0)",
-            f"{ours.cpu_us_per(int(accepted)) / shared.cpu_us_per(shared.requests):.2f}",
-            "",
-        )
-        report.add("2 API", "RSS (MiB)", fmt(ours.rss_bytes / 2**20, 1), fmt(ceiling.rss_bytes / 2**20, 1))
-        report.add("2 API", "emails per SendMessageBatch", fmt(accepted / sends, 2) if sends else "-", "10 max")
-
-        # 3. SQS requests per stored email: the API's sends above, then the consumer's calls to store them all
-        consumer = local.start_consumer()
-        backlog = int(metric_value(after, "email_ingest_api_emails_accepted_total"))
-        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 600, "the consumer to drain", 0.1)
-        drain_metrics = metrics(local.consumer_url)
-        stored = metric_value(drain_metrics, "email_ingest_consumer_emails_stored_total")
-        all_sends = metric_value(after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
-        requests_per_email = (all_sends + sqs_calls(drain_metrics)) / stored
-        report.add(
-            "3 SQS",
-            "SQS requests per stored email (goal <= 0.35)",
-            f"{requests_per_email:.3f}",
-            "~2.1 (simple designs)",
-        )
-        report.notes.append(
-            f"SQS requests per email: {int(all_sends)} sends for {backlog} accepted emails, "
-            f"{int(sqs_calls(drain_metrics))} consumer calls for {int(stored)} stored"
-        )
-
-        # 5. end-to-end latency at a fixed rate
-        print(f"5. end-to-end latency at {args.rate:g} requests/s", flush=True)
-        acknowledged = asyncio.run(open_loop(api_url, token, args.rate, args.seconds))
-        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 120, "the pipeline to settle", 0.2)
-        stored_at = stored_times(consumer.log_text())
-        latencies = [(stored_at[i] - t) * 1000 for i, t in acknowledged.items() if i in stored_at]
-        report.add(
-            "5 e2e",
-            f"API 200 -> stored, p50 / p99 (ms) at {args.rate:g}/s",
-            f"{percentile(latencies, 0.5):.0f} / {percentile(latencies, 0.99):.0f}",
-            "goal p99 <= 1000",
-        )
-        report.notes.append(
-            f"end to end: {len(latencies)} of {len(acknowledged)} acknowledged emails timed; "
-            f"mean {statistics.fmean(latencies):.0f} ms"
-            if latencies
-            else "end to end: no sample"
-        )
-
-        # 6. overload: a second API whose SQS is slowed by a proxy (100 ms each way), so SQS sets the pace
-        print("6. overload", flush=True)
-        proxy = FaultProxy.for_url(elasticmq.endpoint_url, name="slow-sqs").start()
-        stack.callback(proxy.stop)
-        proxy.set_mode(Mode.LATENCY, latency=0.1)
-        slow_port = free_port()
-        slow_env = {
-            **local.api_environment(),
-            "API_PORT": str(slow_port),
-            "AWS_ENDPOINT_URL_SQS": proxy.endpoint_url,
-            "PUBLISH_MAX_BATCHES_IN_FLIGHT": "4",
-            "PUBLISH_MAX_PENDING": "200",
-            "LOG_LEVEL": "warning",
-        }
-        slow_api = ManagedProcess(
-            "api-overload", python_module("api_service"), env=slow_env, log_path=work / "overload.log"
-        )
-        slow_api.start()
-        stack.callback(slow_api.stop)
-        slow_api.wait_until(f"http://{LOOPBACK}:{slow_port}/readyz")
-        slow_url = f"http://{LOOPBACK}:{slow_port}/api/email"
-        sustainable = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds / 2, connections=40)
-        rss_before = psutil.Process(slow_api.pid).memory_info().rss
-        overload = run_wrk(
-            slow_url, script, pid=slow_api.pid, seconds=args.seconds, connections=args.overload_connections
-        )
-        # A second round: memory that only grows with the work done would grow again here; bounded buffers
-        # (the connections', the capped pending queue) do not.
-        again = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds, connections=args.overload_connections)
-        overload_metrics = metrics(f"http://{LOOPBACK}:{slow_port}")
-        shed = metric_value(overload_metrics, "email_ingest_api_requests_shed_total")
-        healthy = _answers(f"http://{LOOPBACK}:{slow_port}/healthz")
-        report.add(
-            "6 overload",
-            "offered vs sustainable requests/s",
-            f"{fmt(overload.rps)} vs {fmt(sustainable.rps)}",
-            f"x{overload.rps / sustainable.rps:.1f}",
-        )
-        report.add(
-            "6 overload",
-            "share answered 503 + Retry-After",
-            f"{overload.non_2xx / overload.requests:.0%}",
-            f"{int(shed)} shed",
-        )
-        report.add(
-            "6 overload",
-            "RSS before -> after one run -> after two (MiB), still serving",
-            f"{rss_before / 2**20:.1f} -> {overload.rss_bytes / 2**20:.1f} -> {again.rss_bytes / 2**20:.1f}",
-            "yes" if healthy else "NO",
-        )
-        overload_large(
-            report,
-            seconds=args.seconds,
-            api_env=local.api_environment(),
-            slow_sqs=proxy.endpoint_url,
-            sqs=elasticmq.endpoint_url,
-            token=token,
-            work=work,
-        )
-        proxy.set_mode(Mode.PASS)
-
-        # 7. accounting: every acknowledged email of the run, stored once
-        print("7. accounting", flush=True)
-        api_urls = (local.api_url, f"http://{LOOPBACK}:{slow_port}")
-
-        def settled() -> bool:  # every request the APIs took is answered, so their counters are final
-            return all(
-                metric_value(text, "email_ingest_publisher_pending_entries") == 0
-                and metric_value(text, "email_ingest_api_requests_in_flight") <= 1
-                for text in (metrics(url) for url in api_urls)
-            )
-
-        wait(settled, 120, "the APIs to answer everything", 0.2)
-        acknowledged_total = sum(
-            metric_value(metrics(url), "email_ingest_api_emails_accepted_total") for url in api_urls
-        )
-        prefilled = count
-        wait(lambda: queue_empty(elasticmq.endpoint_url, consumer_queue), 300, "the last emails", 0.5)
-        objects, distinct = count_objects(s3_url, "bench-emails", "emails/")
-        stored_from_api = objects - prefilled
-        missing = int(acknowledged_total) - stored_from_api
-        report.add(
-            "7 accounting",
-            "acknowledged, stored, missing, duplicates",
-            f"{int(acknowledged_total)}, {stored_from_api}, {missing}, {objects - distinct}",
-            "",
-        )
-        line = (
-            f"acknowledged {int(acknowledged_total)}, stored {stored_from_api}, missing {missing}, "
-            f"duplicates {objects - distinct}"
-        )
-        print(line, flush=True)
+    with ExitStack() as cleanup:
+        bench = start(args, report, work, cleanup)
+        # The sections run in this order, not in their numbers': the consumers are measured before the API fills
+        # the queue, and section 3 counts the SQS calls of section 2's emails.
+        bare = ceiling(bench)
+        per_email_cpu = consumers(bench)
+        batched_consumer(bench, per_email_cpu)
+        api_run = api(bench, bare)
+        sqs_requests_per_email(bench, api_run)
+        end_to_end(bench, api_run)
+        overload_url = overload(bench)
+        line, ok = accounting(bench, (bench.stack.api_url, overload_url))
 
     header = (
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {platform.node()}, {psutil.cpu_count()} cores, "
@@ -584,12 +710,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.write:
         with args.write.open("a") as out:
             out.write("\n" + text)
-    return 0 if missing == 0 and objects == distinct else 1
+    return 0 if ok else 1
 
 
-def _answers(url: str) -> bool:
-    from devstack.processes import http_status  # noqa: PLC0415
-
+def answers(url: str) -> bool:
     return http_status(url) is not None
 
 

@@ -13,8 +13,9 @@ import aioboto3
 import structlog
 from aiohttp import web
 
+from consumer_service.batches import BatchedStore, BatchLimits
 from consumer_service.config import ConsumerSettings
-from consumer_service.consumer import Consumer, PoisonSchedule
+from consumer_service.consumer import Consumer, EmailStore, PoisonSchedule
 from consumer_service.deleter import BatchDeleter
 from consumer_service.health import liveness, readiness
 from consumer_service.heartbeat import Heartbeat
@@ -29,6 +30,8 @@ from ingest_common.metrics import metrics_handler, new_registry
 
 log = structlog.get_logger("consumer_service")
 
+BATCH_WRITE_CONNECTIONS = 8
+
 
 async def aws_adapters(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
@@ -37,8 +40,13 @@ async def aws_adapters(session: aioboto3.Session, app: web.Application) -> Async
     sqs_config = client_config(
         max_pool_connections=settings.pollers + 8, read_timeout=settings.wait_time_seconds + 10.0, max_attempts=3
     )
-    # The writer retries with its own backoff; botocore must not multiply the attempts.
-    s3_config = client_config(max_pool_connections=settings.max_in_flight, read_timeout=30.0, max_attempts=1)
+    # The writers retry with their own backoff; botocore must not multiply the attempts. Batches are few large
+    # PUTs (their messages, up to CONSUMER_MAX_IN_FLIGHT, wait without a connection).
+    s3_config = client_config(
+        max_pool_connections=BATCH_WRITE_CONNECTIONS if settings.batched else settings.max_in_flight,
+        read_timeout=30.0,
+        max_attempts=1,
+    )
     async with (
         session.client("sqs", region_name=settings.region, config=sqs_config) as sqs,
         session.client("s3", region_name=settings.region, config=s3_config) as s3,
@@ -48,7 +56,7 @@ async def aws_adapters(session: aioboto3.Session, app: web.Application) -> Async
             settings.queue_url,
             aws,
             wait_time_seconds=settings.wait_time_seconds,
-            visibility_timeout_seconds=settings.visibility_timeout_seconds,
+            visibility_timeout_seconds=settings.receive_visibility_seconds,
         )
         app[STORE] = S3Store(s3, settings.bucket, aws)
         yield
@@ -80,13 +88,14 @@ async def build_consumer(
 ) -> Consumer:
     """The consumer on these adapters, its visibility timeout and poison schedule fitted to the queue's."""
     queue_settings = await queue.settings()
-    visibility = settings.visibility_timeout_seconds or queue_settings.visibility_timeout_seconds
+    visibility = settings.receive_visibility_seconds or queue_settings.visibility_timeout_seconds
     poison_schedule = PoisonSchedule(
         window_seconds=settings.poison_retry_window_seconds,
         max_receive_count=queue_settings.max_receive_count or ASSUMED_MAX_RECEIVE_COUNT,
     )
     log.info(
         "consumer_started",
+        storage_layout=settings.storage_layout,
         pollers=settings.pollers,
         max_in_flight=settings.max_in_flight,
         visibility_timeout_seconds=visibility,
@@ -95,7 +104,7 @@ async def build_consumer(
     )
     return Consumer(
         queue=queue,
-        writer=S3Writer(store, key_prefix=settings.key_prefix, max_attempts=settings.s3_max_attempts, metrics=metrics),
+        store=email_store(settings, store, metrics),
         deleter=BatchDeleter(queue.delete_batch, metrics=metrics),
         heartbeat=Heartbeat(
             queue.change_visibility_batch,
@@ -108,6 +117,24 @@ async def build_consumer(
         metrics=metrics,
         poison_schedule=poison_schedule,
     )
+
+
+def email_store(settings: ConsumerSettings, objects: ObjectStore, metrics: ConsumerMetrics) -> EmailStore:
+    """The layout STORAGE_LAYOUT asks for: one object per email, or batches."""
+    if settings.batched:
+        return BatchedStore(
+            objects,
+            key_prefix=settings.batch_key_prefix,
+            limits=BatchLimits(
+                max_bytes=settings.batch_max_bytes,
+                max_emails=settings.batch_max_emails,
+                max_seconds=settings.batch_max_seconds,
+                max_held_bytes=settings.batch_max_held_bytes,
+            ),
+            max_attempts=settings.s3_max_attempts,
+            metrics=metrics,
+        )
+    return S3Writer(objects, key_prefix=settings.key_prefix, max_attempts=settings.s3_max_attempts, metrics=metrics)
 
 
 def create_app(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -21,9 +21,9 @@ from consumer_service.deleter import BatchDeleter
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sqs_queue import Queue
-from consumer_service.writer import S3Writer, StoreFailed
+from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.aws import error_code
-from ingest_common.envelope import EnvelopeError, parse_envelope
+from ingest_common.envelope import Envelope, EnvelopeError, parse_envelope
 from ingest_common.sqs_limits import SQS_MAX_BATCH
 
 log = structlog.get_logger("consumer_service.consumer")
@@ -56,12 +56,29 @@ class PoisonSchedule:
         return min(max(exact, 1), MAX_VISIBILITY_SECONDS)
 
 
+class EmailStore(Protocol):
+    """Where emails go: one object each (S3Writer) or batches (BatchedStore)."""
+
+    async def room(self) -> None:
+        """Returns when the store can take more emails (waited on before each receive)."""
+
+    def add(self, envelope: Envelope) -> Awaitable[StoreResult]:
+        """Resolves once the email is stored; raises StoreFailed when it could not be (keep the message)."""
+        ...
+
+    def seal_all(self) -> None:
+        """Starts writing whatever is held back (on drain)."""
+
+    async def close(self, timeout: float) -> None:
+        """Gives up on writes still running after `timeout`."""
+
+
 class Consumer:
     def __init__(
         self,
         *,
         queue: Queue,
-        writer: S3Writer,
+        store: EmailStore,
         deleter: BatchDeleter,
         heartbeat: Heartbeat,
         pollers: int,
@@ -70,7 +87,7 @@ class Consumer:
         poison_schedule: PoisonSchedule,
     ) -> None:
         self._queue = queue
-        self._writer = writer
+        self._store = store
         self._deleter = deleter
         self._heartbeat = heartbeat
         self._poller_count = pollers
@@ -102,6 +119,7 @@ class Consumer:
     async def _poll(self, number: int) -> None:
         error_backoff = 0.5
         while not self._stopping:
+            await self._store.room()
             wanted = await _acquire_up_to(self._slots, SQS_MAX_BATCH)
             try:
                 response = await self._queue.receive(wanted)
@@ -143,6 +161,7 @@ class Consumer:
     async def _process(self, message: Mapping[str, Any]) -> None:
         receipt_handle = str(message["ReceiptHandle"])
         message_id = str(message.get("MessageId", ""))
+        receive_count = _receive_count(message)
         tracked = self._heartbeat.track(message_id, receipt_handle, time.monotonic())
         self._metrics.in_flight.inc()
         try:
@@ -152,13 +171,17 @@ class Consumer:
                 self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
                 await self._poison(message, exc)
                 return
+            del message  # the batched layout holds thousands of messages: keep no body while waiting for a batch
             bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
+            received_at = envelope.received_at
+            written = self._store.add(envelope)
+            del envelope
             try:
-                result = await self._writer.store(envelope)
+                result = await written
             except StoreFailed:
-                bound.error("store_failed_message_kept", receive_count=_receive_count(message))
+                bound.error("store_failed_message_kept", receive_count=receive_count)
                 return
-            stored_after = (datetime.now(UTC) - envelope.received_at).total_seconds()
+            stored_after = (datetime.now(UTC) - received_at).total_seconds()
             self._metrics.end_to_end.observe(max(0.0, stored_after))
             self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
             deleted = await self._deleter.delete(receipt_handle)
@@ -195,6 +218,7 @@ class Consumer:
         for task in self._pollers:
             task.cancel()
         await asyncio.gather(*self._pollers, return_exceptions=True)
+        self._store.seal_all()  # the batched layout writes what it holds now, within the grace period
         unfinished: list[asyncio.Task[None]] = []
         if self._processing:
             _, pending = await asyncio.wait(list(self._processing), timeout=grace_seconds)
@@ -205,6 +229,7 @@ class Consumer:
         await asyncio.gather(*unfinished, return_exceptions=True)
         if released:
             await self._heartbeat.release(released)
+        await self._store.close(0)  # writes that outlived the grace period: their messages were released
         remaining = max(1.0, grace_seconds - (time.monotonic() - started))
         await self._deleter.close(remaining)
         await self._heartbeat.stop()

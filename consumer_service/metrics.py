@@ -87,3 +87,56 @@ class ConsumerMetrics:
             registry=registry,
         )
         self.oldest_age = oldest.labels("main")
+        self.batches = BatchMetrics(registry)
+
+
+class BatchMetrics:
+    """The batched layout's metrics (STORAGE_LAYOUT=batched)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        batches = Counter(
+            "email_ingest_consumer_batches_total",
+            "Batch objects by outcome: 'written', or 'failed' when every attempt failed (its messages stay in SQS).",
+            ["result"],
+            registry=registry,
+        )
+        self.batches = {result: batches.labels(result) for result in ("written", "failed")}
+        self.write_failures = Counter(
+            "email_ingest_consumer_batch_write_failures_total",
+            "Failed attempts to write a batch object (each attempt counts).",
+            registry=registry,
+        )
+        self.duplicates_in_batch = Counter(
+            "email_ingest_consumer_batch_duplicates_total",
+            "Emails whose email_id was already in the open batch (written once, both messages deleted).",
+            registry=registry,
+        )
+        self.emails_held = Gauge(
+            "email_ingest_consumer_batch_emails_held",
+            "Emails in open batches, waiting for their batch to be written.",
+            registry=registry,
+        )
+        self.batch_emails = Histogram(
+            "email_ingest_consumer_batch_emails",
+            "Emails per written batch.",
+            registry=registry,
+            buckets=(1, 10, 100, 1_000, 5_000, 10_000, 50_000, 100_000),
+        )
+        self.batch_bytes = Histogram(
+            "email_ingest_consumer_batch_bytes",
+            "Uncompressed NDJSON bytes per written batch.",
+            registry=registry,
+            buckets=(2**10, 2**14, 2**17, 2**20, 2**22, 2**24, 2**26, 2**28),
+        )
+        self.batch_compressed_bytes = Histogram(
+            "email_ingest_consumer_batch_compressed_bytes",
+            "Object bytes (gzip) per written batch.",
+            registry=registry,
+            buckets=(2**10, 2**14, 2**17, 2**20, 2**22, 2**24, 2**26, 2**28),
+        )
+        self.batch_age = Histogram(
+            "email_ingest_consumer_batch_age_seconds",
+            "From a batch's first email to its write.",
+            registry=registry,
+            buckets=(0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 900),
+        )

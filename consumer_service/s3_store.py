@@ -12,7 +12,7 @@ if TYPE_CHECKING:
 
 
 class ObjectStore(Protocol):
-    async def put_new(self, key: str, body: bytes) -> None:
+    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
         """Stores the object unless the key exists: raises ClientError 412 PreconditionFailed then."""
         ...
 
@@ -23,7 +23,7 @@ class S3Store:
         self._bucket = bucket
         self._aws = aws_metrics
 
-    async def put_new(self, key: str, body: bytes) -> None:
+    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
         await self._aws.call(
             "s3",
             "PutObject",
@@ -32,7 +32,7 @@ class S3Store:
                 Bucket=self._bucket,
                 Key=key,
                 Body=body,
-                ContentType="application/json",
+                ContentType=content_type,
                 IfNoneMatch="*",  # never overwrite: a redelivered message finds its email stored (412)
             ),
         )

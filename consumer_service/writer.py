@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import random
+from collections.abc import Awaitable
 
 import structlog
 from botocore.exceptions import ClientError
@@ -49,6 +50,18 @@ class S3Writer:
         self._prefix = key_prefix
         self._max_attempts = max_attempts
         self._metrics = metrics
+
+    async def room(self) -> None:
+        """Always room: each email is written by the task that received it, within CONSUMER_MAX_IN_FLIGHT."""
+
+    def add(self, envelope: Envelope) -> Awaitable[StoreResult]:
+        return self.store(envelope)
+
+    def seal_all(self) -> None:
+        """Nothing is held back in this layout."""
+
+    async def close(self, timeout: float) -> None:
+        """Nothing to write on close: every email is written by the task that received it."""
 
     async def store(self, envelope: Envelope) -> StoreResult:
         key = envelope.s3_key(self._prefix)

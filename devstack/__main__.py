@@ -21,7 +21,7 @@ from devstack.elasticmq import ElasticMQError, install_problem
 from devstack.gofakes3 import gofakes3_binary
 from devstack.processes import ProcessFailed
 from devstack.settings import DEFAULT_PORTS, stack_config_from_env
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 
 READY_LINE = "email-ingest is ready (Ctrl-C to stop)"
 
@@ -42,7 +42,7 @@ def curl_example(api_url: str, token: str) -> str:
     )
 
 
-def aws_banner(stack: LocalStack) -> str:
+def aws_banner(stack: DevStack) -> str:
     """Which local AWS runs, where, and where each server logs."""
     logs = stack.emulator_logs()
 
@@ -64,9 +64,27 @@ def aws_banner(stack: LocalStack) -> str:
     )
 
 
-def objects_command(stack: LocalStack) -> str:
+def storage_layout(stack: DevStack) -> str:
+    """The consumer's STORAGE_LAYOUT (make run passes STORAGE_LAYOUT and BATCH_* through from the environment)."""
+    return (stack.consumer_environment().get("STORAGE_LAYOUT") or "per-email").strip().lower()
+
+
+def stored_where(stack: DevStack) -> str:
+    resources = stack.resources
+    assert resources is not None
+    environment = stack.consumer_environment()
+    if storage_layout(stack) == "batched":
+        prefix = environment.get("BATCH_KEY_PREFIX") or "batches/"
+        seconds = environment.get("BATCH_MAX_SECONDS") or "60"
+        return f"s3://{resources.bucket}/{prefix}   (STORAGE_LAYOUT=batched: gzip NDJSON, written every {seconds} s)"
+    return f"s3://{resources.bucket}/{environment.get('S3_KEY_PREFIX') or 'emails/'}"
+
+
+def objects_command(stack: DevStack) -> str:
     """`make objects` with the variables that differ from their defaults (it finds S3 the way `make run` does)."""
     settings: list[str] = []
+    if storage_layout(stack) == "batched":
+        settings.append("STORAGE_LAYOUT=batched")
     if stack.config.local_aws == "fast":
         settings.append("LOCAL_AWS=fast")
         if stack.config.s3_port != DEFAULT_PORTS["S3_PORT"]:
@@ -76,7 +94,7 @@ def objects_command(stack: LocalStack) -> str:
     return " ".join([*settings, "make objects"])
 
 
-def banner(stack: LocalStack) -> str:
+def banner(stack: DevStack) -> str:
     resources = stack.resources
     assert resources is not None
     generated = "" if stack.config.token else " (generated; set API_TOKEN to choose one)"
@@ -85,7 +103,7 @@ def banner(stack: LocalStack) -> str:
         f"API:                {stack.api_url}   (/healthz /readyz /metrics /openapi.json)\n"
         f"consumer:           {stack.consumer_url}   (/healthz /readyz /metrics)\n"
         f"queue:              {resources.queue_url}\n"
-        f"bucket:             s3://{resources.bucket}/emails/\n"
+        f"stored in:          {stored_where(stack)}\n"
         f"token:              {stack.token}{generated}\n"
         f"logs:               the API's and the consumer's below; the local AWS's in the files above\n\n"
         f"Try it:\n  {curl_example(stack.api_url, stack.token)}\n\n"
@@ -94,7 +112,7 @@ def banner(stack: LocalStack) -> str:
     )
 
 
-def _watch(stack: LocalStack, stopping: threading.Event) -> int:
+def _watch(stack: DevStack, stopping: threading.Event) -> int:
     """Until a signal (0) or until a service exits on its own (1)."""
     while not stopping.wait(0.5):
         for process in (stack.api, stack.consumer):
@@ -138,7 +156,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    stack = LocalStack(config)
+    stack = DevStack(config)
     try:
         stack.start()
         starting.clear()

@@ -4,14 +4,17 @@
     python -m devstack.objects KEY        # prints that object
     python -m devstack.objects --limit 0  # lists every key
 
-It finds S3 the way `make run` does (LOCAL_AWS, then S3_PORT or EMULATOR_PORT), or at --endpoint-url.
+It finds S3 the way `make run` does (LOCAL_AWS, then S3_PORT or EMULATOR_PORT), or at --endpoint-url, and lists
+the per-email objects, or the batches with STORAGE_LAYOUT=batched (a batch prints as the emails it holds).
 Exit status: 0, 1 when S3 does not answer or the key is not there, 2 for bad arguments.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -33,8 +36,25 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     return sorted(found, key=lambda item: (item["LastModified"], item["Key"]))
 
 
+BATCH_LINES_SHOWN = 3
+
+
+def default_prefix() -> str:
+    """Where the consumer of `make run` stores: the same variables it reads."""
+    if (os.environ.get("STORAGE_LAYOUT") or "").strip().lower() == "batched":
+        return os.environ.get("BATCH_KEY_PREFIX") or "batches/"
+    return os.environ.get("S3_KEY_PREFIX") or "emails/"
+
+
 def print_object(s3: Any, bucket: str, key: str, out: TextIO) -> None:
     body = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+    if key.endswith(".ndjson.gz"):
+        lines = gzip.decompress(body).splitlines()
+        shown = lines[-BATCH_LINES_SHOWN:]
+        print(f"s3://{bucket}/{key}: a batch of {len(lines)} email(s), the last {len(shown)}:", file=out)
+        for line in shown:
+            print(json.dumps(json.loads(line), indent=2, ensure_ascii=False), file=out)
+        return
     try:
         text = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
     except ValueError:  # not JSON: as it is
@@ -47,7 +67,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser.add_argument("key", nargs="?", help="print this object (default: the newest)")
     parser.add_argument("--endpoint-url", help="S3 endpoint (default: where `make run` serves it)")
     parser.add_argument("--bucket", default=StackNames().bucket, help="bucket (default: %(default)s)")
-    parser.add_argument("--prefix", default="emails/", help="key prefix to list (default: %(default)s)")
+    parser.add_argument("--prefix", default=default_prefix(), help="key prefix to list (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=20, help="newest keys listed, 0 for all (default: 20)")
     args = parser.parse_args(argv)
     if args.limit < 0:

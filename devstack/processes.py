@@ -24,8 +24,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def http_status(url: str, timeout: float = 2.0) -> int | None:
-    """The status of a GET, or None when nothing answers."""
+def http_status(url: str, timeout: float = 5.0) -> int | None:
+    """The status of a GET, or None when nothing answers (within `timeout`).
+
+    The one probe of the stack, the bench and the tests. 5 s: a service answering slowly on a loaded two-core
+    machine is still up; a port nobody listens on answers at once, so readiness polls do not wait longer.
+    """
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback URLs we build
             return int(response.status)

@@ -49,8 +49,9 @@ class StackConfig:
     emulator_endpoint_url: str | None = None  # an emulator already running (tests share one); None: start moto
 
 
-class LocalStack:
-    """Context manager; everything it starts is stopped on exit, in reverse order."""
+class DevStack:
+    """The development stack (moto or ElasticMQ + gofakes3, not the LocalStack product), as a context manager;
+    everything it starts is stopped on exit, in reverse order."""
 
     def __init__(self, config: StackConfig | None = None) -> None:
         self.config = config or StackConfig()

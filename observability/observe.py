@@ -30,7 +30,8 @@ from typing import Any, Self
 from devstack.__main__ import aws_banner, curl_example, missing_tools
 from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port, port_from_env
 from devstack.settings import stack_config_from_env
-from devstack.stack import LocalStack
+from devstack.stack import DevStack
+from devstack.tools import find_tool
 from observability.prometheus_config import render
 
 DEFAULT_SCRAPE_INTERVAL = "5s"
@@ -43,19 +44,11 @@ EXAMPLE_QUERIES = (
 )
 
 
-def tools_bin() -> Path:
-    """Where scripts/tools/lib.sh puts binaries (the same rule as tests/tooling.py)."""
-    tools_dir = os.environ.get("EMAIL_INGEST_TOOLS_DIR") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "email-ingest" / "tools"
-    )
-    return Path(tools_dir) / "bin"
-
-
 def find_prometheus() -> str | None:
     explicit = os.environ.get("PROMETHEUS_BIN")
     if explicit:
         return explicit if Path(explicit).is_file() else None
-    return shutil.which("prometheus", path=os.pathsep.join([os.environ.get("PATH", ""), str(tools_bin())]))
+    return find_tool("prometheus")
 
 
 def prometheus_api(
@@ -140,7 +133,7 @@ def graph_link(prometheus_url: str, promql: str) -> str:
     )
 
 
-def banner(stack: LocalStack, prometheus: PrometheusServer, scrape_interval: str) -> str:
+def banner(stack: DevStack, prometheus: PrometheusServer, scrape_interval: str) -> str:
     resources = stack.resources
     assert resources is not None
     queries = "\n".join(f"  {query}" for query in EXAMPLE_QUERIES)
@@ -165,7 +158,7 @@ def banner(stack: LocalStack, prometheus: PrometheusServer, scrape_interval: str
     )
 
 
-def _watch(stack: LocalStack, prometheus: PrometheusServer, stopping: threading.Event) -> int:
+def _watch(stack: DevStack, prometheus: PrometheusServer, stopping: threading.Event) -> int:
     """Until a signal (0) or until one of the servers exits on its own (1)."""
     while not stopping.wait(0.5):
         for name, alive in (
@@ -220,7 +213,7 @@ def main() -> int:
     signal.signal(signal.SIGINT, on_signal)
     workdir = Path(tempfile.mkdtemp(prefix="email-ingest-prometheus-"))
     config.emulator_log_dir = Path(tempfile.mkdtemp(prefix="email-ingest-run-"))
-    stack = LocalStack(config)
+    stack = DevStack(config)
     prometheus: PrometheusServer | None = None
     try:
         # Prometheus first: it takes a few seconds to apply its scrape targets, the stack starts meanwhile.

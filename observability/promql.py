@@ -7,9 +7,8 @@ and `instance`: a query variable becomes its "All" value (`.*` for namespace, `.
 `$__rate_interval` and `$__interval` become `1m`, `$__range` becomes `1h`. The datasource variable only appears
 in datasource fields, never in expressions.
 
-`selectors()` is a small PromQL scanner (not a full parser) that finds the vector selectors of an expression,
-their matchers, their range and the function applied to them; the tests use it to check metric names and
-the dashboard-linter's rules.
+The checks of these expressions (metric names, the dashboard-linter's rules) parse them with a real PromQL
+parser: tests/observability/promql_selectors.py.
 """
 
 from __future__ import annotations
@@ -144,127 +143,6 @@ def _relative(path: Path) -> str:
         return str(path.resolve().relative_to(ROOT.parent))
     except ValueError:
         return str(path)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# A small PromQL scanner
-
-_TOKEN = re.compile(
-    r"""
-    (?P<space>\s+|\#[^\n]*)
-  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
-  | (?P<range>\[[^\]]*\])
-  | (?P<number>(?:0x[0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][+-]?\d+)?|\.\d+)(?:ms|[smhdwy])?)
-  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
-  | (?P<op>=~|!~|!=|==|<=|>=|[-+*/%^<>=(){},@])
-    """,
-    re.VERBOSE,
-)
-_LABEL_LIST_KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right"})
-_OPERATOR_KEYWORDS = frozenset({"and", "or", "unless", "bool", "offset", "atan2", "inf", "nan"})
-_AGGREGATIONS = frozenset(
-    {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
-     "quantile", "limitk", "limit_ratio"}
-)  # fmt: skip
-
-
-@dataclass(frozen=True)
-class Matcher:
-    label: str
-    op: str
-    value: str
-
-
-@dataclass(frozen=True)
-class Selector:
-    metric: str  # "" when the selector has no metric name
-    matchers: tuple[Matcher, ...]
-    range: str | None  # the text inside [...], e.g. "$__rate_interval" or "5m"
-    function: str | None  # the innermost function or aggregation applied to it
-
-    def matcher(self, label: str) -> Matcher | None:
-        return next((m for m in self.matchers if m.label == label), None)
-
-
-def _tokens(expr: str) -> list[tuple[str, str]]:
-    tokens: list[tuple[str, str]] = []
-    position = 0
-    while position < len(expr):
-        match = _TOKEN.match(expr, position)
-        if not match or match.lastgroup is None:
-            raise ValueError(f"cannot scan PromQL at {expr[position : position + 20]!r} in {expr!r}")
-        if match.lastgroup != "space":
-            tokens.append((match.lastgroup, match.group()))
-        position = match.end()
-    return tokens
-
-
-def _unquote(text: str) -> str:
-    if text.startswith("`"):
-        return text[1:-1]
-    if text.startswith("'"):
-        text = '"' + text[1:-1].replace("\\'", "'").replace('"', '\\"') + '"'
-    return str(json.loads(text))
-
-
-def _read_selector(tokens: list[tuple[str, str]], index: int, function: str | None) -> tuple[Selector, int]:
-    """Reads `metric{matchers}[range]` (metric or matchers optional) starting at tokens[index]."""
-    metric = ""
-    if tokens[index][0] == "ident":
-        metric = tokens[index][1]
-        index += 1
-    matchers: list[Matcher] = []
-    if tokens[index : index + 1] == [("op", "{")]:
-        index += 1
-        while tokens[index] != ("op", "}"):
-            if tokens[index] == ("op", ","):
-                index += 1
-                continue
-            label, op, value = tokens[index][1], tokens[index + 1][1], tokens[index + 2][1]
-            matchers.append(Matcher(label, op, _unquote(value)))
-            index += 3
-        index += 1
-    selector_range = None
-    if index < len(tokens) and tokens[index][0] == "range":
-        selector_range = tokens[index][1][1:-1]
-        index += 1
-    if not metric:
-        metric = next((m.value for m in matchers if m.label == "__name__" and m.op == "="), "")
-    return Selector(metric, tuple(matchers), selector_range, function), index
-
-
-def selectors(expr: str) -> list[Selector]:
-    """The vector selectors of a PromQL expression (Grafana variables may stay in strings and ranges)."""
-    tokens = _tokens(expr)
-    found: list[Selector] = []
-    functions: list[str | None] = []  # one entry per open parenthesis
-    pending_function: str | None = None
-    index = 0
-    while index < len(tokens):
-        kind, text = tokens[index]
-        following = tokens[index + 1] if index + 1 < len(tokens) else ("", "")
-        if kind == "ident" and text in _LABEL_LIST_KEYWORDS:
-            index += 1
-            if tokens[index : index + 1] == [("op", "(")]:
-                index = tokens.index(("op", ")"), index) + 1
-        elif kind == "ident" and text in _OPERATOR_KEYWORDS:
-            index += 1
-        elif kind == "ident" and (following == ("op", "(") or text in _AGGREGATIONS):
-            pending_function = text
-            index += 1
-        elif (kind, text) == ("op", "("):
-            functions.append(pending_function)
-            pending_function = None
-            index += 1
-        elif (kind, text) == ("op", ")"):
-            functions.pop()
-            index += 1
-        elif kind == "ident" or (kind, text) == ("op", "{"):
-            selector, index = _read_selector(tokens, index, functions[-1] if functions else None)
-            found.append(selector)
-        else:
-            index += 1
-    return found
 
 
 def main() -> int:

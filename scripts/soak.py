@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Soak: N emails through the whole local pipeline while faults are injected, with exact accounting.
 
-The pipeline is the real one on 127.0.0.1: the API and the consumer as processes (devstack.LocalStack), SQS on
+The pipeline is the real one on 127.0.0.1: the API and the consumer as processes (devstack.DevStack), SQS on
 ElasticMQ when it is installed (moto's SQS serves ~450 msgs/s and slows as its backlog grows) or moto, S3 and
 SSM on moto. Fault proxies (devstack.faultproxy) sit in front of SQS (the API's and the consumer's), of S3 (the
 consumer's) and of SSM (the API's). While a client sends the emails, with an Idempotency-Key each and retrying
@@ -16,10 +16,18 @@ are counted), nothing may be stored that was never acknowledged, the queues are 
 DLQ holds nothing. The last line is ``acknowledged N, stored N, missing 0, duplicates 0``; the exit code is 0
 only when that holds for all N emails (1 otherwise, 2 for bad arguments).
 
+With ``--layout batched`` the consumer writes gzip NDJSON batches (STORAGE_LAYOUT=batched, BATCH_MAX_SECONDS=2):
+every acknowledged email must be a line of a batch under ``batches/dt=.../hour=.../`` (the hour of its
+received_at) with the content sent, nothing unacknowledged may be there, and the queues must be empty. Delivery
+is at least once in that layout, so an email written twice (a consumer killed after a batch's write, before its
+deletes) is counted as a duplicate line, not a failure: the last line is
+``acknowledged N, stored N, missing 0, duplicate lines D (in B batches)``.
+
     python scripts/soak.py                       # 100,000 emails (takes a while: moto's S3 stores ~200/s)
     python scripts/soak.py --emails 1500 --fault-seconds 2
 
-This module is also the accounting library of tests/reliability (Ledger, send_all, verify).
+The client is devstack.sender and the accounting devstack.accounting, which the reliability tests and the
+benchmark share.
 """
 
 from __future__ import annotations
@@ -27,391 +35,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
-import random
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
-
-import aiohttp
 
 if __package__ in {None, ""}:  # run as a script: make the repo's packages importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from api_service.ids import email_id_for
+from devstack.accounting import (
+    BATCH_KEY_PREFIX,
+    KEY_PREFIX,
+    Ledger,
+    Verdict,
+    make_email,
+    queue_depths,
+    verify,
+    verify_batched,
+    wait_for_count,
+    wait_for_empty_queue,
+)
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.gofakes3 import GoFakeS3Server
-from devstack.stack import LocalStack, StackConfig
-
-KEY_PREFIX = "emails/"
-CLIENT_RETRY_AFTER_CAP_SECONDS = 2.0  # honour Retry-After, capped so that a run keeps its pace
-CLIENT_GIVE_UP_SECONDS = 120.0  # one email's retry budget in the client
-
-
-# -- the emails ---------------------------------------------------------------------------------------------
-
-
-def make_email(run_id: str, index: int, *, day: date, days: int = 1) -> dict[str, Any]:
-    """A unique, recognisable email dated on `day` (+ index % days); some timestamps are digit strings."""
-    rng = random.Random(f"{run_id}:{index}")  # noqa: S311 - test data
-    moment = datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(
-        days=index % days, seconds=rng.randrange(86_400)
-    )
-    seconds = int(moment.timestamp())
-    padding = "".join(rng.choice("abcdefghij klmnopqrstuvwxyz\n") for _ in range(rng.randrange(0, 600)))
-    return {
-        "email_subject": f"soak {run_id} #{index} — Grüße",
-        "email_sender": f"sender-{index}@example.com",
-        "email_timestream": str(seconds) if index % 3 == 0 else seconds,
-        "email_content": f"email {index} of run {run_id} ✉ 🚀\n{padding}",
-    }
-
-
-def expected_object(email_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    """What the consumer must store for an email (received_at is checked for its format only)."""
-    return {
-        "email_id": email_id,
-        "email_subject": data["email_subject"],
-        "email_sender": data["email_sender"],
-        "email_timestream": int(data["email_timestream"]),
-        "email_content": data["email_content"],
-    }
-
-
-def object_key(email_id: str, data: dict[str, Any], prefix: str = KEY_PREFIX) -> str:
-    day = datetime.fromtimestamp(int(data["email_timestream"]), tz=UTC)
-    return f"{prefix}{day:%Y/%m/%d}/{email_id}.json"
-
-
-# -- the client and its ledger ------------------------------------------------------------------------------
-
-
-@dataclass
-class Acknowledged:
-    index: int
-    email_id: str
-    message_id: str
-    data: dict[str, Any]
-
-
-@dataclass
-class Ledger:
-    """What the API answered: every 200 with its email_id, and a count of every status."""
-
-    acknowledged: dict[str, Acknowledged] = field(default_factory=dict)
-    statuses: Counter[int] = field(default_factory=Counter)
-    connection_errors: int = 0
-    problems: list[str] = field(default_factory=list)  # answers that break the contract
-    gave_up: list[int] = field(default_factory=list)  # emails never acknowledged (client budget spent)
-    slowest_503_seconds: float = 0.0
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def record(self, status: int, elapsed: float) -> None:
-        with self.lock:
-            self.statuses[status] += 1
-            if status == 503:
-                self.slowest_503_seconds = max(self.slowest_503_seconds, elapsed)
-
-    def acknowledge(self, entry: Acknowledged) -> None:
-        with self.lock:
-            if entry.email_id in self.acknowledged:
-                self.problems.append(f"email_id {entry.email_id} acknowledged twice")
-            self.acknowledged[entry.email_id] = entry
-
-    def problem(self, text: str) -> None:
-        with self.lock:
-            if len(self.problems) < 50:
-                self.problems.append(text)
-
-
-async def post_email(
-    session: aiohttp.ClientSession,
-    api_url: str,
-    token: str,
-    data: dict[str, Any],
-    *,
-    idempotency_key: str,
-    ledger: Ledger,
-) -> tuple[int, dict[str, Any], float]:
-    """One POST, always with a key (its retries must map to one object); returns (status, JSON body or {},
-    seconds). Connection errors come back as status 0."""
-    headers = {"Authorization": f"Bearer {token}", "Idempotency-Key": idempotency_key}
-    started = time.monotonic()
-    try:
-        async with session.post(f"{api_url}/api/email", json={"data": data}, headers=headers) as response:
-            body = await response.read()
-            status = response.status
-            retry_after = response.headers.get("Retry-After")
-    except (aiohttp.ClientError, TimeoutError):
-        with ledger.lock:
-            ledger.connection_errors += 1
-        return 0, {}, time.monotonic() - started
-    elapsed = time.monotonic() - started
-    ledger.record(status, elapsed)
-    try:
-        document: dict[str, Any] = json.loads(body) if body else {}
-    except ValueError:
-        document = {}
-    if status == 503 and not (retry_after and retry_after.isdigit()):
-        ledger.problem(f"503 without a numeric Retry-After: {retry_after!r}")
-    if status == 503:
-        document["_retry_after"] = int(retry_after) if retry_after and retry_after.isdigit() else 1
-    return status, document, elapsed
-
-
-async def send_email(
-    session: aiohttp.ClientSession,
-    api_url: str,
-    token: str,
-    index: int,
-    data: dict[str, Any],
-    *,
-    run_id: str,
-    ledger: Ledger,
-    retry: bool,
-) -> int:
-    """Sends one email; with `retry`, retries 503s and connection errors until acknowledged. Returns the status."""
-    key = f"{run_id}-{index}"
-    give_up_at = time.monotonic() + CLIENT_GIVE_UP_SECONDS
-    while True:
-        status, document, _ = await post_email(session, api_url, token, data, idempotency_key=key, ledger=ledger)
-        if status == 200:
-            email_id = str(document.get("email_id", ""))
-            if email_id != email_id_for(key) or not document.get("message_id"):
-                ledger.problem(f"200 with an unexpected body for #{index}: {document}")
-            ledger.acknowledge(Acknowledged(index, email_id, str(document.get("message_id")), data))
-            return status
-        if status not in {0, 503}:
-            ledger.problem(f"#{index}: unexpected status {status}: {document}")
-            return status
-        if not retry or time.monotonic() > give_up_at:
-            if retry:
-                ledger.gave_up.append(index)
-            return status
-        wait = min(float(document.get("_retry_after", 1)), CLIENT_RETRY_AFTER_CAP_SECONDS) if status else 0.2
-        await asyncio.sleep(wait * random.uniform(0.5, 1.0))  # noqa: S311 - jitter
-
-
-async def send_all(
-    api_url: str,
-    token: str,
-    emails: Sequence[tuple[int, dict[str, Any]]],
-    *,
-    run_id: str,
-    ledger: Ledger,
-    concurrency: int = 16,
-    retry: bool = True,
-    on_progress: Callable[[int], None] | None = None,
-    rate: float | None = None,
-) -> Counter[int]:
-    """Sends every email with `concurrency` requests in flight (at most `rate` new ones a second).
-
-    Returns how many ended with each final status.
-    """
-    results: Counter[int] = Counter()
-    loop = asyncio.get_running_loop()
-    started = loop.time()
-    position = [0]
-    queue: asyncio.Queue[tuple[int, dict[str, Any]]] = asyncio.Queue()
-    for item in emails:
-        queue.put_nowait(item)
-    timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency), timeout=timeout) as session:
-
-        async def worker() -> None:
-            while not queue.empty():
-                index, data = queue.get_nowait()
-                if rate:
-                    position[0] += 1
-                    delay = started + position[0] / rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                status = await send_email(
-                    session, api_url, token, index, data, run_id=run_id, ledger=ledger, retry=retry
-                )
-                results[status] += 1
-                if on_progress is not None:
-                    on_progress(sum(results.values()))
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return results
-
-
-# -- verification -------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Verdict:
-    acknowledged: int
-    stored: int  # acknowledged emails found exactly once with the right content
-    missing: int  # acknowledged, not in S3
-    duplicates: int  # extra object versions / extra keys for one email_id
-    unexpected: int  # stored, never acknowledged
-    mismatched: int  # stored with other content, or under another key
-    details: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return (
-            self.stored == self.acknowledged
-            and self.missing == 0
-            and self.duplicates == 0
-            and self.unexpected == 0
-            and self.mismatched == 0
-        )
-
-    def line(self) -> str:
-        return (
-            f"acknowledged {self.acknowledged}, stored {self.stored}, "
-            f"missing {self.missing}, duplicates {self.duplicates}"
-        )
-
-
-def list_versions(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Every object version under `prefix` (the bucket is versioned: an overwrite shows as two versions)."""
-    versions: list[dict[str, Any]] = []
-    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
-        versions.extend(page.get("Versions", []))
-        versions.extend({**marker, "DeleteMarker": True} for marker in page.get("DeleteMarkers", []))
-    return versions
-
-
-def list_keys(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
-    """Every current object under `prefix` (no versions)."""
-    objects: list[dict[str, Any]] = []
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-        objects.extend(page.get("Contents", []))
-    return objects
-
-
-# moto's ListObjectVersions rescans the whole bucket for every page (~20 s a page at 100k objects): past this
-# many emails the soak lists current objects instead, and overwrites are left to If-None-Match alone.
-VERSIONED_CHECK_MAX = 20_000
-
-
-def count_objects(s3: Any, bucket: str, prefix: str) -> int:
-    return sum(
-        page.get("KeyCount", 0) for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-    )
-
-
-def verify(
-    s3: Any,
-    bucket: str,
-    ledger: Ledger,
-    *,
-    prefixes: Iterable[str] = (KEY_PREFIX,),
-    check_content: bool = True,
-    workers: int = 8,
-    versioned: bool | None = None,
-) -> Verdict:
-    """Compares the bucket under `prefixes` with the ledger: exact counts, keys and contents.
-
-    With `versioned` (the default up to VERSIONED_CHECK_MAX emails) every object version counts, so an
-    overwritten object shows as a duplicate; without, only current objects (one email under two keys still does).
-    """
-    if versioned is None:
-        versioned = len(ledger.acknowledged) <= VERSIONED_CHECK_MAX
-    versions: list[dict[str, Any]] = []
-    for prefix in prefixes:
-        versions.extend(list_versions(s3, bucket, prefix) if versioned else list_keys(s3, bucket, prefix))
-    per_id: dict[str, list[dict[str, Any]]] = {}
-    for version in versions:
-        email_id = version["Key"].rsplit("/", 1)[-1].removesuffix(".json")
-        per_id.setdefault(email_id, []).append(version)
-    details: list[str] = []
-    duplicates = sum(len(found) - 1 for found in per_id.values())
-    if duplicates:
-        details.extend(
-            f"{email_id}: {len(found)} versions/keys" for email_id, found in per_id.items() if len(found) > 1
-        )
-    unexpected = [email_id for email_id in per_id if email_id not in ledger.acknowledged]
-    details.extend(f"stored, never acknowledged: {email_id}" for email_id in unexpected[:20])
-    missing = [email_id for email_id in ledger.acknowledged if email_id not in per_id]
-    details.extend(f"acknowledged, not stored: {email_id}" for email_id in missing[:20])
-
-    def check(entry: Acknowledged) -> str | None:
-        found = per_id.get(entry.email_id)
-        if not found:
-            return None
-        key = object_key(entry.email_id, entry.data)
-        if found[0]["Key"] != key:
-            return f"{entry.email_id}: stored as {found[0]['Key']}, expected {key}"
-        if not check_content:
-            return ""
-        stored = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-        received_at = stored.pop("received_at", None)
-        if stored != expected_object(entry.email_id, entry.data):
-            return f"{entry.email_id}: content differs: {stored!r}"
-        if not isinstance(received_at, str) or not received_at.endswith("Z"):
-            return f"{entry.email_id}: bad received_at {received_at!r}"
-        return ""
-
-    with ThreadPoolExecutor(workers) as pool:
-        outcomes = list(pool.map(check, ledger.acknowledged.values()))
-    mismatched = [outcome for outcome in outcomes if outcome]
-    details.extend(mismatched[:20])
-    stored = sum(1 for outcome in outcomes if outcome == "")
-    return Verdict(
-        acknowledged=len(ledger.acknowledged),
-        stored=stored,
-        missing=len(missing),
-        duplicates=duplicates,
-        unexpected=len(unexpected),
-        mismatched=len(mismatched),
-        details=details,
-    )
-
-
-def wait_for_count(
-    s3: Any, bucket: str, prefix: str, expected: int, *, timeout: float, stable_seconds: float = 0.0
-) -> int:
-    """Polls the object count under `prefix` until it reaches `expected` (and stays there) or time runs out."""
-    deadline = time.monotonic() + timeout
-    count = count_objects(s3, bucket, prefix)
-    while time.monotonic() < deadline:
-        if count >= expected:
-            if stable_seconds:
-                time.sleep(stable_seconds)
-                count = count_objects(s3, bucket, prefix)
-            return count
-        time.sleep(0.5)
-        count = count_objects(s3, bucket, prefix)
-    return count
-
-
-def queue_depths(sqs: Any, queue_url: str) -> tuple[int, int]:
-    """(visible, in flight) of a queue."""
-    attributes = sqs.get_queue_attributes(
-        QueueUrl=queue_url,
-        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
-    )["Attributes"]
-    return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
-
-
-def metric_value(text: str, name: str, labels: str = "") -> float:
-    """The sum of a metric's samples whose label set contains `labels` (exposition text)."""
-    total = 0.0
-    for line in text.splitlines():
-        if line.startswith(name + "{" if labels else name) and labels in line:
-            head, _, value = line.rpartition(" ")
-            if head.split("{", 1)[0] == name:
-                total += float(value)
-    return total
-
-
-# -- the soak -----------------------------------------------------------------------------------------------
-
+from devstack.sender import send_all
+from devstack.stack import DevStack, StackConfig
 
 FAULTS = (
     "consumer-kill",
@@ -436,7 +89,8 @@ class Soak:
     s3: str = "auto"  # auto | gofakes3 | moto
     verify_content: bool = True
     rate: float | None = None
-    stack: LocalStack | None = None
+    layout: str = "per-email"  # per-email | batched
+    stack: DevStack | None = None
     proxies: dict[str, FaultProxy] = field(default_factory=dict)
     injected: list[str] = field(default_factory=list)
     kills: int = 0
@@ -516,7 +170,7 @@ class Soak:
         config = StackConfig(names=names, with_api=False, with_consumer=False, log_dir=self.log_dir)
         if mq is not None:
             config.sqs_endpoint_url = mq.endpoint_url
-        stack = self.stack = LocalStack(config)
+        stack = self.stack = DevStack(config)
         self._servers: list[GoFakeS3Server] = []
         try:
             stack.start()
@@ -552,6 +206,8 @@ class Soak:
                     "SQS_WAIT_TIME_SECONDS": "2",
                     "QUEUE_METRICS_INTERVAL_SECONDS": "2",
                     "LOG_LEVEL": "warning",
+                    "STORAGE_LAYOUT": self.layout,
+                    "BATCH_MAX_SECONDS": "2",
                 }
             )
             stack.start_api()
@@ -599,21 +255,32 @@ class Soak:
             f"sent in {sent_seconds:.1f} s: statuses {dict(ledger.statuses)}, "
             f"connection errors {ledger.connection_errors}, slowest 503 {ledger.slowest_503_seconds:.2f} s"
         )
-        prefix = KEY_PREFIX + "2031/"
         bucket = stack.resources.bucket
+        sqs = emulator_client("sqs", stack.sqs_endpoint_url)
         # Every acknowledged email must arrive; allow for moto's pace (~150/s) and the faults' redeliveries.
         timeout = 120 + len(ledger.acknowledged) / 20
-        count = await asyncio.to_thread(
-            wait_for_count, s3, bucket, prefix, len(ledger.acknowledged), timeout=timeout, stable_seconds=3
-        )
-        self.log(f"{count} objects after {time.monotonic() - started:.1f} s; verifying")
-        sqs = emulator_client("sqs", stack.sqs_endpoint_url)
-        await asyncio.sleep(2)
-        main_depth = queue_depths(sqs, stack.resources.queue_url)
-        dlq_depth = queue_depths(sqs, stack.resources.dead_letter_queue_url)
-        verdict = await asyncio.to_thread(
-            verify, s3, bucket, ledger, prefixes=(prefix,), check_content=self.verify_content
-        )
+        verdict: Verdict
+        if self.layout == "batched":
+            # No key per email to count: wait for the queue to empty (held messages are in flight), then read.
+            await asyncio.to_thread(wait_for_empty_queue, sqs, stack.resources.queue_url, timeout=timeout)
+            self.log(f"queue empty after {time.monotonic() - started:.1f} s; verifying the batches")
+            main_depth = queue_depths(sqs, stack.resources.queue_url)
+            dlq_depth = queue_depths(sqs, stack.resources.dead_letter_queue_url)
+            verdict = await asyncio.to_thread(
+                verify_batched, s3, bucket, ledger, prefix=BATCH_KEY_PREFIX, check_content=self.verify_content
+            )
+        else:
+            prefix = KEY_PREFIX + "2031/"
+            count = await asyncio.to_thread(
+                wait_for_count, s3, bucket, prefix, len(ledger.acknowledged), timeout=timeout, stable_seconds=3
+            )
+            self.log(f"{count} objects after {time.monotonic() - started:.1f} s; verifying")
+            await asyncio.sleep(2)
+            main_depth = queue_depths(sqs, stack.resources.queue_url)
+            dlq_depth = queue_depths(sqs, stack.resources.dead_letter_queue_url)
+            verdict = await asyncio.to_thread(
+                verify, s3, bucket, ledger, prefixes=(prefix,), check_content=self.verify_content
+            )
         total = time.monotonic() - started
         for problem in [*ledger.problems, *verdict.details][:40]:
             self.log(f"problem: {problem}")
@@ -645,6 +312,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--s3", choices=("auto", "gofakes3", "moto"), default="auto", help="S3 server")
     parser.add_argument("--log-dir", type=Path, default=None, help="service logs (default: a temporary folder)")
     parser.add_argument("--no-content-check", action="store_true", help="check keys and counts, not contents")
+    parser.add_argument(
+        "--layout", choices=("per-email", "batched"), default="per-email", help="the consumer's STORAGE_LAYOUT"
+    )
     args = parser.parse_args(argv)
     if args.emails < 1 or args.concurrency < 1 or args.fault_seconds <= 0 or args.rounds < 0 or args.rate < 0:
         parser.error("--emails, --concurrency and --fault-seconds must be positive, --rounds and --rate not negative")
@@ -664,6 +334,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             log_dir=log_dir,
             verify_content=not args.no_content_check,
             rate=rate,
+            layout=args.layout,
         )
         return soak.run()
 

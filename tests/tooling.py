@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,19 +11,16 @@ import pytest
 
 from devstack.elasticmq import install_problem
 from devstack.gofakes3 import gofakes3_binary
+from devstack.tools import find_tool, search_path, tools_bin, tools_dir
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOOLS_DIR = Path(
-    os.environ.get("EMAIL_INGEST_TOOLS_DIR")
-    or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "email-ingest" / "tools"
-)
-TOOLS_BIN = TOOLS_DIR / "bin"
+TOOLS_DIR = tools_dir()
+TOOLS_BIN = tools_bin()
 
 
 def require_tool(name: str) -> str:
     """Path of an external tool; fails under `make test` (EMAIL_INGEST_REQUIRE_TOOLS=1), skips elsewhere."""
-    search_path = os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])
-    found = shutil.which(name, path=search_path)
+    found = find_tool(name)
     if found:
         return found
     message = f"{name} is not installed: run `make tools` (scripts/tools/install-all.sh)"
@@ -37,7 +33,7 @@ def run_tool(
     args: Sequence[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """Runs a tool and fails the test with its output when it exits non-zero."""
-    merged_env = {**os.environ, "PATH": os.pathsep.join([str(TOOLS_BIN), os.environ.get("PATH", "")])}
+    merged_env = {**os.environ, "PATH": search_path()}
     if env:
         merged_env.update(env)
     completed = subprocess.run(

@@ -4,11 +4,12 @@
 # every installer skips work when the pinned version is already there.
 set -euo pipefail
 
-TOOLS_DIR="${EMAIL_INGEST_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/email-ingest/tools}"
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+# devstack/tools.py is the one rule for where the tools live (stdlib only, so any python3 runs it).
+TOOLS_DIR="$(python3 "$REPO_ROOT/devstack/tools.py")"
 TOOLS_BIN="$TOOLS_DIR/bin"
 mkdir -p "$TOOLS_BIN"
 export PATH="$TOOLS_BIN:$PATH"
-REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 
 log() { printf '[tools] %s\n' "$*" >&2; }
 

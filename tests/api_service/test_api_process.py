@@ -13,7 +13,7 @@ import pytest
 
 from devstack.bootstrap import StackNames
 from devstack.emulator import MotoServer
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import receive_all, seed_payload
 from tests.support.api import post
 
@@ -44,7 +44,7 @@ def test_sigterm_answers_every_accepted_request_and_exits_0(
         api_env={"PUBLISH_LINGER_MS": "300"},
         emulator_endpoint_url=moto_server.endpoint_url,
     )
-    with LocalStack(config) as stack:
+    with DevStack(config) as stack:
         assert stack.api is not None
         results: list[tuple[int, dict[str, object] | None]] = []
         lock = threading.Lock()
@@ -80,7 +80,7 @@ def test_idle_api_stops_promptly(tmp_path: Path, stack_names: StackNames, moto_s
     config = StackConfig(
         with_consumer=False, names=stack_names, log_dir=tmp_path, emulator_endpoint_url=moto_server.endpoint_url
     )
-    with LocalStack(config) as stack:
+    with DevStack(config) as stack:
         assert stack.api is not None and stack.api.process is not None
         began = time.monotonic()
         stack.api.signal(signum)

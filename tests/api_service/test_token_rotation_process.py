@@ -14,7 +14,7 @@ from pathlib import Path
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import metric_value, seed_payload
 from tests.support.api import post
 
@@ -43,7 +43,7 @@ def test_every_pod_accepts_the_same_tokens_through_a_rotation(
         api_env={"TOKEN_ROTATION_GRACE_SECONDS": str(GRACE_SECONDS), "TOKEN_REFRESH_SECONDS": "300"},
         emulator_endpoint_url=moto_server.endpoint_url,
     )
-    with LocalStack(config) as stack:
+    with DevStack(config) as stack:
         assert stack.resources is not None
         pod_a = stack.api_url
         assert status(pod_a, old) == 200

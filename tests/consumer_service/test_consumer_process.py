@@ -15,7 +15,7 @@ import pytest
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import queue_depth, stored_keys, wait_for
 from tests.support.consumer import enqueue, envelope
 
@@ -59,7 +59,7 @@ def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
         },
     )
     envelopes = [envelope(i) for i in range(400)]
-    with LocalStack(config) as stack:
+    with DevStack(config) as stack:
         assert stack.resources is not None and stack.consumer is not None and stack.consumer.process is not None
         resources = stack.resources
         enqueue(stack.endpoint_url, resources.queue_url, [item.to_body() for item in envelopes])

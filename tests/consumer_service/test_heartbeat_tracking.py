@@ -25,7 +25,7 @@ def consumer_on(sqs: FakeQueue, *, put_seconds: float) -> Consumer:
     metrics = ConsumerMetrics(CollectorRegistry())
     return Consumer(
         queue=sqs,
-        writer=S3Writer(FakeStore(put_seconds=put_seconds), key_prefix="emails/", max_attempts=1, metrics=metrics),
+        store=S3Writer(FakeStore(put_seconds=put_seconds), key_prefix="emails/", max_attempts=1, metrics=metrics),
         deleter=BatchDeleter(sqs.delete_batch, metrics=metrics),
         # Extensions fall due 0.5 s after the receive and every 0.5 s after that.
         heartbeat=Heartbeat(sqs.change_visibility_batch, visibility_timeout_seconds=1, fraction=0.5, metrics=metrics),

@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from devstack.bootstrap import StackNames, emulator_client, ensure_queues
 from devstack.emulator import MotoServer
 from devstack.gofakes3 import GoFakeS3Server
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 from tests.tooling import require_fast_backend
 
@@ -26,11 +26,11 @@ COMPARED = ("VisibilityTimeout", "ReceiveMessageWaitTimeSeconds", "DelaySeconds"
 
 
 @pytest.fixture(scope="module")
-def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def fast_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     require_fast_backend()
     config = StackConfig(local_aws="fast", with_api=False, with_consumer=False,
                          emulator_log_dir=tmp_path_factory.mktemp("fast"))  # fmt: skip
-    with LocalStack(config) as stack:
+    with DevStack(config) as stack:
         yield stack
 
 
@@ -45,7 +45,7 @@ def queue_settings(endpoint_url: str, queue_url: str) -> dict[str, Any]:
     return settings
 
 
-def test_the_bootstrap_gives_both_backends_the_same_queues(fast_stack: LocalStack, moto_server: MotoServer) -> None:
+def test_the_bootstrap_gives_both_backends_the_same_queues(fast_stack: DevStack, moto_server: MotoServer) -> None:
     names = StackNames()
     moto_queue, moto_dlq = ensure_queues(
         moto_server.endpoint_url, StackNames(queue="same-q", dead_letter_queue="same-dlq")
@@ -65,7 +65,7 @@ def test_the_bootstrap_gives_both_backends_the_same_queues(fast_stack: LocalStac
     assert ensure_queues(fast_stack.sqs_endpoint_url, names) == (fast.queue_url, fast.dead_letter_queue_url)
 
 
-def test_queue_and_dlq_take_the_largest_sqs_message(fast_stack: LocalStack) -> None:
+def test_queue_and_dlq_take_the_largest_sqs_message(fast_stack: DevStack) -> None:
     resources = fast_stack.resources
     assert resources is not None
     sqs = emulator_client("sqs", fast_stack.sqs_endpoint_url)
@@ -76,7 +76,7 @@ def test_queue_and_dlq_take_the_largest_sqs_message(fast_stack: LocalStack) -> N
         sqs.purge_queue(QueueUrl=url)
 
 
-def test_s3_refuses_to_overwrite_with_a_conditional_put(fast_stack: LocalStack) -> None:
+def test_s3_refuses_to_overwrite_with_a_conditional_put(fast_stack: DevStack) -> None:
     """The consumer writes with If-None-Match: * and counts a 412 as "already stored" (exactly once)."""
     resources = fast_stack.resources
     assert resources is not None
@@ -91,7 +91,7 @@ def test_s3_refuses_to_overwrite_with_a_conditional_put(fast_stack: LocalStack) 
     s3.delete_object(Bucket=resources.bucket, Key=key)
 
 
-def test_each_service_is_pointed_at_its_server(fast_stack: LocalStack) -> None:
+def test_each_service_is_pointed_at_its_server(fast_stack: DevStack) -> None:
     env = fast_stack.aws_env()
     assert env["AWS_ENDPOINT_URL"] == fast_stack.endpoint_url  # SSM: moto
     assert env["AWS_ENDPOINT_URL_SQS"] == fast_stack.sqs_endpoint_url
@@ -121,4 +121,4 @@ def test_gofakes3_server_starts_and_stops(tmp_path: Path) -> None:
 
 def test_an_unknown_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="local_aws"):
-        LocalStack(StackConfig(local_aws="quick"))
+        DevStack(StackConfig(local_aws="quick"))

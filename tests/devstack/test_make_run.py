@@ -286,3 +286,30 @@ def test_fast_without_its_tools_says_how_to_install_them(tmp_path: Path) -> None
     assert "ElasticMQ is not installed" in completed.stderr
     assert "gofakes3 is not installed" in completed.stderr
     assert "`LOCAL_AWS=fast make run` installs them" in completed.stderr
+
+
+@pytest.mark.integration
+def test_make_run_passes_the_storage_layout_and_batch_settings_through(launch: type[Launcher]) -> None:
+    ports = free_ports("moto")
+    launcher = launch(ports | {"STORAGE_LAYOUT": "batched", "BATCH_MAX_SECONDS": "1", "BATCH_MAX_EMAILS": "7"})
+    launcher.wait_for(READY)
+    assert launcher.banner_line("stored in:").startswith("stored in:          s3://email-ingest-local/batches/")
+    assert "written every 1 s" in launcher.banner_line("stored in:")
+    completed = subprocess.run(shlex.split(launcher.banner_line("curl ")), capture_output=True, text=True,
+                               timeout=30, check=False)  # fmt: skip
+    email_id = re.search(r'"email_id":"([^"]+)"', completed.stdout)
+    assert email_id is not None, completed.stdout + completed.stderr
+    s3 = f"http://127.0.0.1:{ports['EMULATOR_PORT']}"
+    # BATCH_MAX_SECONDS=1 reached the consumer: the lone email's batch is written a second later.
+    wait_for(lambda: any(key.startswith("batches/dt=") for key in stored_keys(s3, "email-ingest-local", "batches/")),
+             timeout=15, interval=0.1, message="the batch in the bucket")  # fmt: skip
+    assert stored_keys(s3, "email-ingest-local", "emails/") == set()
+    consumer_log = launcher.output()
+    assert '"storage_layout":"batched"' in consumer_log
+    assert re.search(r'"emails":1,.*"reason":"max_seconds"', consumer_log), "BATCH_MAX_SECONDS reached the consumer"
+    objects_command = _line_after(launcher, "See what was stored")
+    assert objects_command.startswith("STORAGE_LAYOUT=batched ")
+    objects = run_printed(objects_command)
+    assert objects.returncode == 0, objects.stdout + objects.stderr
+    assert "a batch of 1 email(s)" in objects.stdout and email_id.group(1) in objects.stdout
+    stop_and_assert_nothing_left(launcher, signal.SIGINT, launcher.children())

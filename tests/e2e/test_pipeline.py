@@ -15,21 +15,21 @@ import pytest
 
 from devstack.bootstrap import StackNames
 from devstack.emulator import MotoServer
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import queue_depth, seed_payload, stored_keys, stored_objects, wait_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[LocalStack]:
+def stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[DevStack]:
     config = StackConfig(
         names=stack_names,
         log_dir=tmp_path,
         emulator_endpoint_url=moto_server.endpoint_url,
         consumer_env={"SQS_WAIT_TIME_SECONDS": "2"},
     )
-    with LocalStack(config) as running:
+    with DevStack(config) as running:
         yield running
 
 
@@ -46,7 +46,7 @@ async def post_many(
         return await asyncio.gather(*(one(p, h) for p, h in zip(payloads, headers, strict=True)))
 
 
-def test_every_acknowledged_email_is_stored_exactly_once(stack: LocalStack) -> None:
+def test_every_acknowledged_email_is_stored_exactly_once(stack: DevStack) -> None:
     count = 300
 
     # Every tenth request is a client's retry of the one before it, with the same Idempotency-Key and payload:
@@ -81,7 +81,7 @@ def test_every_acknowledged_email_is_stored_exactly_once(stack: LocalStack) -> N
         assert document["email_timestream"] == int(data["email_timestream"])
 
 
-def test_request_id_travels_from_the_api_to_the_consumer_logs(stack: LocalStack) -> None:
+def test_request_id_travels_from_the_api_to_the_consumer_logs(stack: DevStack) -> None:
     [(status, body)] = asyncio.run(post_many(stack.api_url, [seed_payload(stack.token)],
                                              [{"X-Request-ID": "trace-e2e-0001"}]))  # fmt: skip
     assert status == 200
@@ -100,7 +100,7 @@ def test_request_id_travels_from_the_api_to_the_consumer_logs(stack: LocalStack)
     assert stored_line["request_id"] == "trace-e2e-0001"
 
 
-def test_smoke_script_passes_against_the_local_stack(stack: LocalStack) -> None:
+def test_smoke_script_passes_against_the_local_stack(stack: DevStack) -> None:
     assert stack.resources is not None
     completed = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "smoke.py"), "--api-url", stack.api_url, f"--token={stack.token}",
@@ -111,7 +111,7 @@ def test_smoke_script_passes_against_the_local_stack(stack: LocalStack) -> None:
     assert completed.returncode == 0, completed.stdout + completed.stderr
 
 
-def test_smoke_script_fails_when_the_consumer_is_down(stack: LocalStack) -> None:
+def test_smoke_script_fails_when_the_consumer_is_down(stack: DevStack) -> None:
     assert stack.resources is not None and stack.consumer is not None
     stack.consumer.stop()
     completed = subprocess.run(

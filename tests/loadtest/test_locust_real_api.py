@@ -15,7 +15,7 @@ import pytest
 from devstack.bootstrap import StackNames
 from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import metric_value
 from tests.support.loadtest import ALL_NAMES, BASE_ENV
 from tests.tooling import REPO_ROOT
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.tools
 @pytest.fixture
 def stack(
     tmp_path: Path, stack_names: StackNames, moto_server: MotoServer, elasticmq_server: ElasticMQServer
-) -> Iterator[LocalStack]:
+) -> Iterator[DevStack]:
     config = StackConfig(
         with_consumer=False,
         names=stack_names,
@@ -35,19 +35,21 @@ def stack(
         sqs_endpoint_url=elasticmq_server.endpoint_url,
         api_env={"LOG_LEVEL": "warning"},
     )
-    with LocalStack(config) as running:
+    with DevStack(config) as running:
         yield running
 
 
-def test_locust_against_the_real_api_meets_its_thresholds(stack: LocalStack, tmp_path: Path) -> None:
+def test_locust_against_the_real_api_meets_its_thresholds(stack: DevStack, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOADTEST_")}
     env.update(BASE_ENV)
     env.update({"LOADTEST_TOKEN": stack.token, "LOADTEST_MAX_P99_MS": "3000", "LOADTEST_MAX_P95_MS": "2000"})
+    # locust's --run-time counts from its start, before the locustfile's imports and the spawn: on a loaded
+    # machine 6 s left 0.2 s of load and too few requests for every kind (seen once); 12 s leaves room.
     completed = subprocess.run(
         [sys.executable, "-m", "locust", "-f", str(REPO_ROOT / "loadtest" / "locustfile.py"), "--headless",
-         "-u", "8", "-r", "8", "-t", "6s", "--host", stack.api_url, "--csv", str(reports / "run"),
+         "-u", "8", "-r", "8", "-t", "12s", "--host", stack.api_url, "--csv", str(reports / "run"),
          "--html", str(reports / "run.html"), "--only-summary", "--stop-timeout", "3"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip

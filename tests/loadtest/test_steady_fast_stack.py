@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import metric_value, queue_depth, wait_for
 from tests.tooling import REPO_ROOT, require_fast_backend
 
@@ -25,9 +25,9 @@ pytestmark = pytest.mark.tools
 
 
 @pytest.fixture
-def fast_stack(tmp_path: Path) -> Iterator[LocalStack]:
+def fast_stack(tmp_path: Path) -> Iterator[DevStack]:
     require_fast_backend()
-    with LocalStack(StackConfig(local_aws="fast", log_dir=tmp_path / "logs")) as stack:
+    with DevStack(StackConfig(local_aws="fast", log_dir=tmp_path / "logs")) as stack:
         yield stack
 
 
@@ -36,7 +36,7 @@ def metrics(url: str) -> str:
         return str(response.read().decode())
 
 
-def test_steady_load_for_30_s_meets_the_thresholds(fast_stack: LocalStack, tmp_path: Path) -> None:
+def test_steady_load_for_30_s_meets_the_thresholds(fast_stack: DevStack, tmp_path: Path) -> None:
     reports = tmp_path / "reports"
     reports.mkdir()
     env = {key: value for key, value in os.environ.items() if not key.startswith("LOADTEST_")}

@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-from observability.promql import selectors
+from tests.observability.promql_selectors import selectors
 
 # Grafana unit ids (grafana-data valueFormats/categories), the ones a dashboard of this kind can use.
 VALID_UNITS = frozenset(

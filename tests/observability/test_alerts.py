@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from observability.promql import rule_queries, selectors
+from observability.promql import rule_queries
 from tests.observability.metrics_catalogue import known_metric
+from tests.observability.promql_selectors import selectors
 from tests.tooling import REPO_ROOT, require_tool, run_tool
 
 ALERTS_DIR = REPO_ROOT / "observability" / "alerts"

@@ -38,7 +38,7 @@ import pytest
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
-from devstack.stack import LocalStack, StackConfig
+from devstack.stack import DevStack, StackConfig
 from observability.observe import PrometheusServer
 from observability.promql import Query, all_queries
 from tests.aws_helpers import queue_depth, seed_payload, wait_for
@@ -229,7 +229,7 @@ async def _drive(api_url: str, token: str, traffic: Traffic) -> None:
 
 @dataclass
 class LiveStack:
-    stack: LocalStack
+    stack: DevStack
     prometheus: PrometheusServer
     traffic: Traffic
 
@@ -257,7 +257,7 @@ def live(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> I
             "POISON_RETRY_WINDOW_SECONDS": "2",
         },
     )
-    stack = LocalStack(config)  # its ports are chosen here: Prometheus starts first and finds the services up later
+    stack = DevStack(config)  # its ports are chosen here: Prometheus starts first and finds the services up later
     with running_prometheus(stack.api_port, stack.consumer_port, workdir / "prometheus") as prometheus, stack:
         # A first scrape of the fresh counters (at 0) before the traffic, so that rate() and increase() see it.
         wait_for_scrapes(prometheus, 2)

@@ -9,11 +9,9 @@ import pytest
 
 from observability.promql import (
     BUILTIN_VALUES,
-    Matcher,
     all_queries,
     dashboard_queries,
     rule_queries,
-    selectors,
     substitute,
     variable_values,
 )
@@ -116,25 +114,3 @@ def test_all_queries_reads_every_committed_dashboard_and_rule_file() -> None:
     for query in queries:
         assert "$" not in query.promql, query
         assert "[1m]" in query.promql or "$__rate_interval" not in query.expr
-
-
-def test_selectors_find_metrics_matchers_ranges_and_functions() -> None:
-    expr = (
-        'histogram_quantile(0.99, sum by (le, route) (rate(d_bucket{job=~"$job", route!~"/healthz|/metrics"}'
-        "[$__rate_interval])))\n/ ignoring (reason) group_left\n"
-        "sum without (x) (increase(c_total[1h])) or vector(0) unless on (job) {__name__=\"up\", job='a\\'b'} > bool 1"
-    )
-    found = selectors(expr)
-    assert [(s.metric, s.range, s.function) for s in found] == [
-        ("d_bucket", "$__rate_interval", "rate"),
-        ("c_total", "1h", "increase"),
-        ("up", None, None),
-    ]
-    assert found[0].matchers == (Matcher("job", "=~", "$job"), Matcher("route", "!~", "/healthz|/metrics"))
-    assert found[2].matcher("job") == Matcher("job", "=", "a'b")
-    assert found[0].matcher("namespace") is None
-
-
-def test_selectors_reject_text_that_is_not_promql() -> None:
-    with pytest.raises(ValueError, match="cannot scan"):
-        selectors("sum(x) ; drop table")

@@ -92,6 +92,14 @@ def _consumer_registry() -> tuple[CollectorRegistry, Tick]:
         for state, value in (("visible", 40), ("not_visible", 7), ("delayed", 0)):
             queue.labels(name, state).set(value)
     Gauge("email_ingest_queue_oldest_message_age_seconds", "", ["queue"], registry=r).labels("main").set(3)
+    batches = Counter("email_ingest_consumer_batches_total", "", ["result"], registry=r)
+    batch_write_failures = Counter("email_ingest_consumer_batch_write_failures_total", "", registry=r)
+    batch_duplicates = Counter("email_ingest_consumer_batch_duplicates_total", "", registry=r)
+    Gauge("email_ingest_consumer_batch_emails_held", "", registry=r).set(900)
+    batch_emails = Histogram("email_ingest_consumer_batch_emails", "", buckets=(100, 1000, 10_000), registry=r)
+    batch_bytes = Histogram("email_ingest_consumer_batch_bytes", "", buckets=(2**20, 2**24), registry=r)
+    compressed = Histogram("email_ingest_consumer_batch_compressed_bytes", "", buckets=(2**20, 2**24), registry=r)
+    batch_age = Histogram("email_ingest_consumer_batch_age_seconds", "", buckets=(1, 10, 60, 120), registry=r)
     aws, aws_duration = _aws(r, "consumer")
 
     def tick() -> None:
@@ -106,6 +114,14 @@ def _consumer_registry() -> tuple[CollectorRegistry, Tick]:
         poison.labels("invalid_json").inc()
         extensions.inc()
         e2e.observe(0.4)
+        batches.labels("written").inc()
+        batches.labels("failed").inc()
+        batch_write_failures.inc()
+        batch_duplicates.inc()
+        batch_emails.observe(1000)
+        batch_bytes.observe(2_000_000)
+        compressed.observe(400_000)
+        batch_age.observe(30)
         for service, operation in (("sqs", "ReceiveMessage"), ("s3", "PutObject")):
             aws.labels(service, operation, "success").inc(10)
             aws_duration.labels(service, operation).observe(0.05)

@@ -1,17 +1,15 @@
 """The faulty pipeline the reliability and security tests share, and helpers to drive and account for it.
 
-The pipeline is the real one: moto as a server, the API and the consumer as processes (devstack.LocalStack),
+The pipeline is the real one: moto as a server, the API and the consumer as processes (devstack.DevStack),
 with a fault proxy (devstack.faultproxy) in front of SQS (the API's and the consumer's endpoint), S3 (the
-consumer's) and SSM (the API's). The accounting (Ledger, verify) is scripts/soak.py's, so the soak and these
-tests count the same way.
+consumer's) and SSM (the API's). The accounting (Ledger, verify) is devstack.accounting, so the soak and
+these tests count the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -19,14 +17,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import aiohttp
 
+from devstack import accounting
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.faultproxy import FaultProxy, Mode
-from devstack.stack import LocalStack, StackConfig
+from devstack.metrics_text import metric_value
+from devstack.stack import DevStack, StackConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOAK_PATH = REPO_ROOT / "scripts" / "soak.py"
@@ -36,21 +35,6 @@ PUBLISH_DEADLINE_SECONDS = 2.0
 TOKEN_REFRESH_SECONDS = 1.0
 TOKEN_MAX_STALENESS_SECONDS = 3.0
 VISIBILITY_TIMEOUT_SECONDS = 5
-
-
-def load_soak() -> ModuleType:
-    """scripts/soak.py as a module (scripts/ is not a package)."""
-    if "soak" in sys.modules:
-        return sys.modules["soak"]
-    spec = importlib.util.spec_from_file_location("soak", SOAK_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["soak"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-soak = load_soak()
 
 
 @dataclass
@@ -63,7 +47,7 @@ class Reply:
 
 @dataclass
 class FaultyPipeline:
-    stack: LocalStack
+    stack: DevStack
     proxies: dict[str, FaultProxy]
     log_dir: Path
 
@@ -108,15 +92,14 @@ class FaultyPipeline:
         if self.stack.consumer is None or not self.stack.consumer.running():
             self.stack.start_consumer()
 
-    def consumer_metric(self, name: str, labels: str = "") -> float:
-        return float(soak.metric_value(http_text(f"{self.consumer_url}/metrics"), name, labels))
+    def consumer_metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return metric_value(http_text(f"{self.consumer_url}/metrics"), name, labels)
 
-    def api_metric(self, name: str, labels: str = "") -> float:
-        return float(soak.metric_value(http_text(f"{self.api_url}/metrics"), name, labels))
+    def api_metric(self, name: str, labels: dict[str, str] | None = None) -> float:
+        return metric_value(http_text(f"{self.api_url}/metrics"), name, labels)
 
     def queue_depth(self) -> tuple[int, int]:
-        depth: tuple[int, int] = soak.queue_depths(self.sqs(), self.queue_url)
-        return depth
+        return accounting.queue_depths(self.sqs(), self.queue_url)
 
     def wait_queue_empty(self, timeout: float = 30.0) -> tuple[int, int]:
         deadline = time.monotonic() + timeout
@@ -139,7 +122,7 @@ def start_pipeline(
         visibility_timeout_seconds=VISIBILITY_TIMEOUT_SECONDS, max_receive_count=20, receive_wait_seconds=1
     )
     config = StackConfig(names=names, with_api=False, with_consumer=False, log_dir=log_dir, token=token)
-    stack = LocalStack(config)
+    stack = DevStack(config)
     proxies: dict[str, FaultProxy] = {}
     try:
         stack.start()
@@ -201,16 +184,8 @@ def http_text(url: str, timeout: float = 5.0) -> str:
         return str(response.read().decode())
 
 
-def http_status(url: str, timeout: float = 5.0) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def emails_for(run_id: str, count: int, day: date, start: int = 0) -> list[tuple[int, dict[str, Any]]]:
-    return [(index, soak.make_email(run_id, index, day=day)) for index in range(start, start + count)]
+    return [(index, accounting.make_email(run_id, index, day=day)) for index in range(start, start + count)]
 
 
 async def _post_all(
@@ -247,7 +222,7 @@ def post_all(
     replies = asyncio.run(_post_all(pipeline.api_url, pipeline.token, emails, run_id, concurrency))
     for (index, data), reply in zip(emails, replies, strict=True):
         if reply.status == 200:
-            ledger.acknowledge(soak.Acknowledged(index, reply.body["email_id"], reply.body["message_id"], data))
+            ledger.acknowledge(accounting.Acknowledged(index, reply.body["email_id"], reply.body["message_id"], data))
     return replies
 
 
@@ -265,7 +240,7 @@ def day_prefix(day: date) -> str:
 def settle_and_verify(pipeline: FaultyPipeline, ledger: Any, day: date, *, timeout: float = 90.0) -> Any:
     """Waits until the day's object count reaches the acknowledged count (and holds), then verifies exactly."""
     s3 = pipeline.s3()
-    soak.wait_for_count(
+    accounting.wait_for_count(
         s3, pipeline.bucket, day_prefix(day), len(ledger.acknowledged), timeout=timeout, stable_seconds=1.5
     )
-    return soak.verify(s3, pipeline.bucket, ledger, prefixes=(day_prefix(day),))
+    return accounting.verify(s3, pipeline.bucket, ledger, prefixes=(day_prefix(day),))

@@ -16,7 +16,8 @@ import psutil
 import pytest
 
 from api_service.config import DEFAULT_MAX_BODY_BYTES as MAX_BODY_BYTES
-from tests.reliability.harness import FaultyPipeline, http_status
+from devstack.processes import http_status
+from tests.reliability.harness import FaultyPipeline
 
 RSS_GROWTH_LIMIT = 64 * 1024 * 1024
 GOOD = {"email_subject": "s", "email_sender": "a@example.com", "email_timestream": 1693561101, "email_content": "c"}

@@ -1,4 +1,4 @@
-"""schemathesis (4.x CLI) against the committed OpenAPI document and the API started by LocalStack.
+"""schemathesis (4.x CLI) against the committed OpenAPI document and the API started by DevStack.
 
 Checks: no 5xx, every status / content type / header / body conforms to the document, and schema-violating
 requests are refused. `positive_data_acceptance` is left out: the document cannot say everything the validator

@@ -17,7 +17,8 @@ from api_service import token_cache as token_cache_module
 from api_service.token_cache import TokenCache, TokenCheck
 from api_service.token_source import TokenVersion
 from devstack.faultproxy import Mode
-from tests.reliability.harness import FaultyPipeline, http_status
+from devstack.processes import http_status
+from tests.reliability.harness import FaultyPipeline
 from tests.security.conftest import TOKEN_MAX_STALENESS_SECONDS
 
 SECRET = "s3cr3t-token-value"

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 from datetime import date
 
 from api_service.config import DEFAULT_MAX_BODY_BYTES as MAX_BODY_BYTES
+from devstack import accounting
 from devstack.faultproxy import Mode
-from tests.reliability.harness import FaultyPipeline, http_status, http_text, soak
+from devstack.processes import http_status
+from tests.reliability.harness import FaultyPipeline, http_text
 from tests.security.conftest import TOKEN_MAX_STALENESS_SECONDS
 
 DAY = date(2030, 2, 1)
@@ -49,7 +51,7 @@ def _request(
 
 
 def _email(index: int) -> dict[str, object]:
-    return soak.make_email("leak", index, day=DAY)  # type: ignore[no-any-return]
+    return accounting.make_email("leak", index, day=DAY)
 
 
 def _drive(pipeline: FaultyPipeline, token: str) -> list[Answer]:
@@ -202,8 +204,8 @@ def test_the_token_appears_nowhere(pipeline: FaultyPipeline, canary_token: str) 
 
     pipeline.stack.start_consumer()
     s3 = pipeline.s3()
-    assert soak.wait_for_count(s3, pipeline.bucket, f"emails/{DAY:%Y/%m/%d}/", 2, timeout=60) == 2
-    for version in soak.list_versions(s3, pipeline.bucket, "emails/"):
+    assert accounting.wait_for_count(s3, pipeline.bucket, f"emails/{DAY:%Y/%m/%d}/", 2, timeout=60) == 2
+    for version in accounting.list_versions(s3, pipeline.bucket, "emails/"):
         body = s3.get_object(Bucket=pipeline.bucket, Key=version["Key"])["Body"].read().decode()
         assert token not in body
 

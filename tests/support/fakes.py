@@ -70,7 +70,7 @@ class FakeStore:
         self._put_seconds = put_seconds
         self.objects: dict[str, bytes] = {}
 
-    async def put_new(self, key: str, body: bytes) -> None:
+    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
         await asyncio.sleep(self._put_seconds)
         if key in self.objects:
             response: Any = {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {"HTTPStatusCode": 412}}

@@ -49,6 +49,11 @@ PLACEHOLDERS: dict[str, Any] = {
     "local.redrive_enabled": True,
     "local.redrive_service_account": "email-ingest-redrive",
     "local.redrive_role_arn": f"arn:aws:iam::{ACCOUNT}:role/email-ingest-dev-operator",
+    # batch_limits defaults to {}: every optional attribute is null, and the chart then sets no variable.
+    "var.batch_limits.max_bytes": None,
+    "var.batch_limits.max_emails": None,
+    "var.batch_limits.max_seconds": None,
+    "var.batch_limits.max_held_bytes": None,
 }
 
 _REFERENCE = re.compile(r"^\$\{([^{}]+)\}$")

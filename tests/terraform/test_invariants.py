@@ -268,9 +268,14 @@ def test_api_may_only_read_the_token_and_publish(iam: Config) -> None:
 def test_consumer_may_only_consume_and_put_under_the_prefix(iam: Config) -> None:
     actions = hcl.granted_actions(iam, "consumer")
     assert {a for a in actions if a.startswith("s3:")} == {"s3:PutObject"}, "PutObject with If-None-Match only"
-    assert hcl.statement_by_sid(iam, "consumer", "Store")["resources"] == ["${local.key_prefix_pattern}"]
+    assert hcl.statement_by_sid(iam, "consumer", "Store")["resources"] == [
+        "${local.key_prefix_pattern}",
+        "${local.batch_key_prefix_pattern}",
+    ]
     assert iam.locals["key_prefix_pattern"] == "${var.bucket_arn}/${var.bucket_key_prefix}*"
+    assert iam.locals["batch_key_prefix_pattern"] == "${var.bucket_arn}/${var.batch_key_prefix}*"
     assert iam.variables["bucket_key_prefix"]["default"] == "emails/"
+    assert iam.variables["batch_key_prefix"]["default"] == "batches/"
     assert set(hcl.statement_by_sid(iam, "consumer", "Consume")["actions"]) == {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",

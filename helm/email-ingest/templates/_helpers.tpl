@@ -116,4 +116,13 @@ the preStop sleep runs first, then SIGTERM starts the drain of at most SHUTDOWN_
 {{- if and .Values.api.ingress.enabled (ge (int .Values.api.ingress.alb.deregistrationDelaySeconds) (int (add .Values.api.preStopSleepSeconds .Values.api.config.shutdownGraceSeconds))) }}
 {{- fail "api.ingress.alb.deregistrationDelaySeconds must be below api.preStopSleepSeconds + api.config.shutdownGraceSeconds: the ALB would still send requests to a stopped pod" }}
 {{- end }}
+{{- $consumer := .Values.consumer }}
+{{- $pods := int $consumer.replicaCount }}
+{{- if $consumer.keda.enabled }}{{ $pods = int $consumer.keda.maxReplicaCount }}
+{{- else if $consumer.autoscaling.enabled }}{{ $pods = int $consumer.autoscaling.maxReplicas }}
+{{- end }}
+{{- $inFlight := int (default (ternary 10000 64 (eq $consumer.config.storageLayout "batched")) $consumer.config.maxInFlight) }}
+{{- if gt (mul $pods $inFlight) 120000 }}
+{{- fail (printf "consumer: up to %d pods x %d messages in flight (consumer.config.maxInFlight) is above SQS's 120,000 in-flight messages per queue: lower maxInFlight or the replica bound" $pods $inFlight) }}
+{{- end }}
 {{- end }}

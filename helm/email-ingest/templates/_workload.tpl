@@ -200,7 +200,23 @@ data:
   S3_BUCKET: {{ $root.Values.aws.s3Bucket | quote }}
   S3_KEY_PREFIX: {{ $c.s3KeyPrefix | quote }}
   CONSUMER_POLLERS: {{ $c.pollers | quote }}
-  CONSUMER_MAX_IN_FLIGHT: {{ $c.maxInFlight | quote }}
+  {{- with $c.maxInFlight }}
+  CONSUMER_MAX_IN_FLIGHT: {{ . | int64 | quote }}
+  {{- end }}
+  STORAGE_LAYOUT: {{ $c.storageLayout | quote }}
+  BATCH_KEY_PREFIX: {{ $c.batchKeyPrefix | quote }}
+  {{- with $c.batchMaxBytes }}
+  BATCH_MAX_BYTES: {{ . | int64 | quote }}
+  {{- end }}
+  {{- with $c.batchMaxEmails }}
+  BATCH_MAX_EMAILS: {{ . | int64 | quote }}
+  {{- end }}
+  {{- with $c.batchMaxSeconds }}
+  BATCH_MAX_SECONDS: {{ . | quote }}
+  {{- end }}
+  {{- with $c.batchMaxHeldBytes }}
+  BATCH_MAX_HELD_BYTES: {{ . | int64 | quote }}
+  {{- end }}
   SQS_WAIT_TIME_SECONDS: {{ $c.sqsWaitTimeSeconds | quote }}
   VISIBILITY_TIMEOUT_SECONDS: {{ $c.visibilityTimeoutSeconds | quote }}
   HEARTBEAT_FRACTION: {{ $c.heartbeatFraction | quote }}

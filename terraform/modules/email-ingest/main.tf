@@ -96,6 +96,20 @@ module "ecr" {
   tags = local.tags
 }
 
+module "catalog" {
+  # The query layer of the batched layout (Glue table with partition projection, Athena workgroup).
+  source = "../catalog"
+  count  = var.storage_layout == "batched" ? 1 : 0
+
+  name             = var.name
+  bucket_name      = module.bucket.bucket_id
+  batch_key_prefix = var.batch_key_prefix
+  kms_key_arn      = module.bucket.kms_key_arn
+  force_destroy    = var.force_destroy
+
+  tags = local.tags
+}
+
 module "iam" {
   source = "../iam"
 
@@ -113,6 +127,7 @@ module "iam" {
   dlq_arn             = module.queue.dlq_arn
   bucket_arn          = module.bucket.bucket_arn
   bucket_key_prefix   = var.bucket_key_prefix
+  batch_key_prefix    = var.batch_key_prefix
   bucket_kms_key_arn  = module.bucket.kms_key_arn
   token_parameter_arn = module.secret.parameter_arn
   token_kms_key_arn   = module.secret.kms_key_arn
@@ -199,7 +214,14 @@ locals {
         repository = local.ecr_repositories.consumer
       }
       config = {
-        s3KeyPrefix = var.bucket_key_prefix
+        s3KeyPrefix    = var.bucket_key_prefix
+        storageLayout  = var.storage_layout
+        batchKeyPrefix = var.batch_key_prefix
+        # null: the consumer's default (the chart then sets no variable)
+        batchMaxBytes     = var.batch_limits.max_bytes
+        batchMaxEmails    = var.batch_limits.max_emails
+        batchMaxSeconds   = var.batch_limits.max_seconds
+        batchMaxHeldBytes = var.batch_limits.max_held_bytes
       }
       serviceAccount = {
         create  = true

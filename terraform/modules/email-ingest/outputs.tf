@@ -38,6 +38,16 @@ output "bucket_key_prefix" {
   value       = var.bucket_key_prefix
 }
 
+output "athena_workgroup_name" {
+  description = "Athena workgroup over the batched emails (null in the per-email layout)."
+  value       = one(module.catalog[*].workgroup_name)
+}
+
+output "glue_database_name" {
+  description = "Glue database of the batched emails table (null in the per-email layout)."
+  value       = one(module.catalog[*].database_name)
+}
+
 output "token_parameter_name" {
   description = "SSM parameter of the API token (TOKEN_PARAMETER_NAME)."
   value       = module.secret.parameter_name

@@ -124,6 +124,34 @@ variable "bucket_key_prefix" {
   default     = "emails/"
 }
 
+variable "storage_layout" {
+  description = "How the consumer stores emails (STORAGE_LAYOUT): \"per-email\" (one object each, exactly once by key) or \"batched\" (gzip NDJSON batches per hour, at least once; creates the Glue table and the Athena workgroup)."
+  type        = string
+  default     = "per-email"
+
+  validation {
+    condition     = contains(["per-email", "batched"], var.storage_layout)
+    error_message = "storage_layout must be \"per-email\" or \"batched\"."
+  }
+}
+
+variable "batch_key_prefix" {
+  description = "Key prefix of the batch objects (BATCH_KEY_PREFIX)."
+  type        = string
+  default     = "batches/"
+}
+
+variable "batch_limits" {
+  description = "The batched layout's limits (BATCH_MAX_BYTES, BATCH_MAX_EMAILS, BATCH_MAX_SECONDS, BATCH_MAX_HELD_BYTES); null keeps the consumer's defaults."
+  type = object({
+    max_bytes      = optional(number)
+    max_emails     = optional(number)
+    max_seconds    = optional(number)
+    max_held_bytes = optional(number)
+  })
+  default = {}
+}
+
 variable "email_expiration_days" {
   description = "Days after which stored emails expire; null keeps them."
   type        = number

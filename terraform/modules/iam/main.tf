@@ -19,7 +19,8 @@ locals {
     [for branch in var.github_branches : "repo:${var.github_repository}:ref:refs/heads/${branch}"],
   )
 
-  key_prefix_pattern = "${var.bucket_arn}/${var.bucket_key_prefix}*"
+  key_prefix_pattern       = "${var.bucket_arn}/${var.bucket_key_prefix}*"
+  batch_key_prefix_pattern = "${var.bucket_arn}/${var.batch_key_prefix}*"
 }
 
 data "aws_iam_policy_document" "irsa_assume" {
@@ -144,10 +145,11 @@ data "aws_iam_policy_document" "consumer" {
   }
 
   statement {
-    # PutObject with If-None-Match: * needs nothing more: a 412 means the email is already stored.
+    # PutObject with If-None-Match: * needs nothing more: a 412 means the email is already stored. Both
+    # layouts' prefixes (STORAGE_LAYOUT), so that switching layouts needs no IAM change.
     sid       = "Store"
     actions   = ["s3:PutObject"]
-    resources = [local.key_prefix_pattern]
+    resources = [local.key_prefix_pattern, local.batch_key_prefix_pattern]
   }
 
   dynamic "statement" {
@@ -168,7 +170,7 @@ data "aws_iam_policy_document" "consumer" {
       condition {
         test     = "StringLike"
         variable = "kms:EncryptionContext:aws:s3:arn"
-        values   = [var.bucket_arn, local.key_prefix_pattern]
+        values   = [var.bucket_arn, local.key_prefix_pattern, local.batch_key_prefix_pattern]
       }
     }
   }

@@ -75,6 +75,17 @@ variable "bucket_key_prefix" {
   }
 }
 
+variable "batch_key_prefix" {
+  description = "Key prefix of the batch objects in the batched layout (BATCH_KEY_PREFIX): the consumer may put there too."
+  type        = string
+  default     = "batches/"
+
+  validation {
+    condition     = endswith(var.batch_key_prefix, "/") && !startswith(var.batch_key_prefix, "/")
+    error_message = "batch_key_prefix must end with \"/\" and not start with one."
+  }
+}
+
 variable "bucket_kms_key_arn" {
   description = "KMS key of the bucket when it uses SSE-KMS; null with SSE-S3."
   type        = string

@@ -1,0 +1,17 @@
+"""Reading a service's /metrics page (Prometheus text exposition), for the bench and the tests."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def metric_value(metrics_text: str, name: str, labels: Mapping[str, str] | None = None) -> float:
+    """Sum of the samples of `name` whose labels include `labels`."""
+    total = 0.0
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+                total += sample.value
+    return total
