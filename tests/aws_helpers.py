@@ -87,15 +87,3 @@ def seed_payload(token: str | None, **data_overrides: Any) -> dict[str, Any]:
     if token is not None:
         payload["token"] = token
     return payload
-
-
-def metric_value(metrics_text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    """Sum of the samples of `name` whose labels include `labels`, from the text exposition format."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    total = 0.0
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
-                total += sample.value
-    return total

@@ -14,8 +14,9 @@ from aiohttp.test_utils import TestClient
 
 from api_service.app import create_app
 from devstack.bootstrap import Resources, emulator_client
+from devstack.metrics_text import metric_value
 from devstack.processes import free_port
-from tests.aws_helpers import metric_value, receive_all, seed_payload
+from tests.aws_helpers import receive_all, seed_payload
 from tests.support.api import Api, api_settings_for, assert_problem, post_email
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

@@ -17,7 +17,8 @@ from api_service.app import create_app
 from api_service.memory_budget import MIB
 from devstack.bootstrap import Resources
 from devstack.faultproxy import FaultProxy, Mode
-from tests.aws_helpers import metric_value, receive_all, seed_payload
+from devstack.metrics_text import metric_value
+from tests.aws_helpers import receive_all, seed_payload
 from tests.support.api import api_settings_for, post_email
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

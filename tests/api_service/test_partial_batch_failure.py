@@ -18,7 +18,8 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from api_service.app import create_app
 from devstack.bootstrap import Resources
-from tests.aws_helpers import metric_value, receive_all, seed_payload
+from devstack.metrics_text import metric_value
+from tests.aws_helpers import receive_all, seed_payload
 from tests.support.api import api_settings_for
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

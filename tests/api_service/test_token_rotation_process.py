@@ -13,9 +13,10 @@ from pathlib import Path
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
+from devstack.metrics_text import metric_value
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
 from devstack.stack import DevStack, StackConfig
-from tests.aws_helpers import metric_value, seed_payload
+from tests.aws_helpers import seed_payload
 from tests.support.api import post
 
 GRACE_SECONDS = 15.0  # long enough to start a second API inside it on a loaded machine, short enough to wait out

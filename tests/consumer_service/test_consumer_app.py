@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 
 from consumer_service.app import create_app
 from consumer_service.config import ConsumerSettings
-from tests.aws_helpers import metric_value
+from devstack.metrics_text import metric_value
 from tests.support.consumer import envelope, wait_for
 from tests.support.fakes import FakeQueue, FakeStore
 

@@ -16,7 +16,8 @@ from consumer_service.app import create_app
 from devstack.bootstrap import Resources, StackNames, bootstrap, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
-from tests.aws_helpers import metric_value, queue_depth, receive_all, stored_objects
+from devstack.metrics_text import metric_value
+from tests.aws_helpers import queue_depth, receive_all, stored_objects
 from tests.support.consumer import consumer_settings_for, enqueue, envelope, wait_for, wait_until
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

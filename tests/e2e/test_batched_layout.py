@@ -23,28 +23,29 @@ import pytest
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
+from devstack.metrics_text import metric_value
 from devstack.stack import DevStack, StackConfig
-from tests.aws_helpers import metric_value, queue_depth, seed_payload, stored_keys, wait_for
+from tests.aws_helpers import queue_depth, seed_payload, stored_keys, wait_for
 from tests.terraform.hcl import MODULES_DIR, load_dir
 
 BATCH_KEY = re.compile(r"batches/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/\d{8}T\d{6}Z-[0-9a-f]{32}\.ndjson\.gz")
 GLUE_TO_DUCKDB = {"string": "VARCHAR", "bigint": "BIGINT", "int": "INTEGER", "date": "DATE"}
 
 
+def batched_stack_on(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer, **consumer_env: str) -> DevStack:
+    return DevStack(
+        StackConfig(
+            names=stack_names,
+            log_dir=tmp_path,
+            emulator_endpoint_url=moto_server.endpoint_url,
+            consumer_env={"SQS_WAIT_TIME_SECONDS": "1", "STORAGE_LAYOUT": "batched", **consumer_env},
+        )
+    )
+
+
 @pytest.fixture
 def batched_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[DevStack]:
-    config = StackConfig(
-        names=stack_names,
-        log_dir=tmp_path,
-        emulator_endpoint_url=moto_server.endpoint_url,
-        consumer_env={
-            "SQS_WAIT_TIME_SECONDS": "1",
-            "STORAGE_LAYOUT": "batched",
-            "BATCH_MAX_SECONDS": "1",
-            "BATCH_MAX_EMAILS": "40",
-        },
-    )
-    with DevStack(config) as running:
+    with batched_stack_on(tmp_path, stack_names, moto_server, BATCH_MAX_SECONDS="1", BATCH_MAX_EMAILS="40") as running:
         yield running
 
 
@@ -180,18 +181,9 @@ def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_sta
 @pytest.fixture
 def slow_batches_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[DevStack]:
     """Batches that would stay open for 10 minutes: only the drain writes them."""
-    config = StackConfig(
-        names=stack_names,
-        log_dir=tmp_path,
-        emulator_endpoint_url=moto_server.endpoint_url,
-        consumer_env={
-            "SQS_WAIT_TIME_SECONDS": "1",
-            "STORAGE_LAYOUT": "batched",
-            "BATCH_MAX_SECONDS": "600",
-            "SHUTDOWN_GRACE_SECONDS": "20",
-        },
-    )
-    with DevStack(config) as running:
+    with batched_stack_on(
+        tmp_path, stack_names, moto_server, BATCH_MAX_SECONDS="600", SHUTDOWN_GRACE_SECONDS="20"
+    ) as running:
         yield running
 
 

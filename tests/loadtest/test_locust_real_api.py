@@ -15,8 +15,8 @@ import pytest
 from devstack.bootstrap import StackNames
 from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
+from devstack.metrics_text import metric_value
 from devstack.stack import DevStack, StackConfig
-from tests.aws_helpers import metric_value
 from tests.support.loadtest import ALL_NAMES, BASE_ENV
 from tests.tooling import REPO_ROOT
 

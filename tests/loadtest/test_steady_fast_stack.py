@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from devstack.metrics_text import metric_value
 from devstack.stack import DevStack, StackConfig
-from tests.aws_helpers import metric_value, queue_depth, wait_for
+from tests.aws_helpers import queue_depth, wait_for
 from tests.tooling import REPO_ROOT, require_fast_backend
 
 pytestmark = pytest.mark.tools
