@@ -11,7 +11,6 @@ acknowledged that SQS did not accept.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
@@ -21,7 +20,7 @@ from typing import Any, Final
 import structlog
 
 from api_service.metrics import PublisherMetrics
-from ingest_common.aws import THROTTLING_CODES, error_code, is_retryable
+from ingest_common.aws import THROTTLING_CODES, error_code, full_jitter_seconds, is_retryable
 from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
 
 log = structlog.get_logger("api_service.publisher")
@@ -279,7 +278,7 @@ class BatchPublisher:
         entry.attempts += 1
         loop = asyncio.get_running_loop()
         # Full jitter: concurrent retries after an outage must not arrive together.
-        backoff = random.uniform(0, min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**entry.attempts))  # noqa: S311
+        backoff = full_jitter_seconds(entry.attempts, base=_BACKOFF_BASE_SECONDS, cap=_BACKOFF_CAP_SECONDS)
         if loop.time() + backoff >= entry.deadline or entry.future.done():
             if self._metrics:
                 self._metrics.failed["deadline"].inc()

@@ -17,7 +17,6 @@ back. Delivery is therefore at least once: a redelivered email can land in two b
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 import zlib
@@ -30,7 +29,7 @@ import structlog
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.s3_store import ObjectStore
 from consumer_service.writer import StoreFailed, StoreResult
-from ingest_common.aws import error_code, http_status
+from ingest_common.aws import error_code, full_jitter_seconds, http_status
 from ingest_common.envelope import Envelope
 
 log = structlog.get_logger("consumer_service.batches")
@@ -226,8 +225,9 @@ class BatchedStore:
                         max_attempts=self._max_attempts,
                     )
                     if attempt < self._max_attempts:
-                        cap = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
-                        await asyncio.sleep(random.uniform(0, cap))  # noqa: S311 - jitter, not security
+                        await asyncio.sleep(
+                            full_jitter_seconds(attempt, base=_BACKOFF_BASE_SECONDS, cap=_BACKOFF_CAP_SECONDS)
+                        )
                     continue
                 failure = None
                 break

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import structlog
 
 from consumer_service.metrics import ConsumerMetrics
-from ingest_common.aws import error_code
+from ingest_common.aws import error_code, full_jitter_seconds
 from ingest_common.sqs_limits import SQS_MAX_BATCH
 
 log = structlog.get_logger("consumer_service.deleter")
@@ -103,7 +102,7 @@ class BatchDeleter:
                 if not retry:
                     return
                 pending = retry
-                await asyncio.sleep(random.uniform(0, 0.1 * 2**attempt))  # noqa: S311 - jitter
+                await asyncio.sleep(full_jitter_seconds(attempt, base=0.1))
             for _, future in pending.values():
                 self._metrics.delete_failures["error"].inc()
                 _answer(future, value=False)

@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import functools
 import os
-import random
 import signal
 import sys
 import time
@@ -30,7 +29,7 @@ from typing import IO, Any, Final, TypeVar
 import aioboto3
 import orjson
 
-from ingest_common.aws import THROTTLING_CODES, client_config, error_code, is_retryable
+from ingest_common.aws import THROTTLING_CODES, client_config, error_code, full_jitter_seconds, is_retryable
 from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
 
 T = TypeVar("T")
@@ -59,7 +58,7 @@ class RetryPolicy:
     backoff_cap_seconds: float = 10.0
 
     def delay(self, attempt: int) -> float:
-        return random.uniform(0, min(self.backoff_cap_seconds, self.backoff_base_seconds * 2**attempt))  # noqa: S311
+        return full_jitter_seconds(attempt, base=self.backoff_base_seconds, cap=self.backoff_cap_seconds)
 
 
 @dataclass

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import random
 from collections.abc import Awaitable
 
 import structlog
@@ -12,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.s3_store import ObjectStore
-from ingest_common.aws import THROTTLING_CODES, error_code, http_status
+from ingest_common.aws import THROTTLING_CODES, error_code, full_jitter_seconds, http_status
 from ingest_common.envelope import Envelope
 
 log = structlog.get_logger("consumer_service.writer")
@@ -82,8 +81,7 @@ class S3Writer:
                 return StoreResult.CREATED
             if attempt < self._max_attempts:
                 # Full jitter; 409 ConditionalRequestConflict (a concurrent put) is retried the same way.
-                cap = min(_BACKOFF_CAP_SECONDS, _BACKOFF_BASE_SECONDS * 2**attempt)
-                await asyncio.sleep(random.uniform(0, cap))  # noqa: S311 - jitter, not security
+                await asyncio.sleep(full_jitter_seconds(attempt, base=_BACKOFF_BASE_SECONDS, cap=_BACKOFF_CAP_SECONDS))
         raise StoreFailed(f"{self._max_attempts} attempts to store {key} failed")
 
     def _note_failure(self, exc: Exception, attempt: int, envelope: Envelope) -> None:

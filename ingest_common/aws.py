@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
@@ -45,6 +47,12 @@ def client_config(
         retries={"mode": "standard", "total_max_attempts": max_attempts},
         tcp_keepalive=True,
     )
+
+
+def full_jitter_seconds(attempt: int, *, base: float, cap: float = math.inf) -> float:
+    """A retry delay with "full jitter" (uniform in 0 .. min(cap, base x 2^attempt)): clients retrying after the same
+    outage spread out instead of arriving together."""
+    return random.uniform(0, min(cap, base * 2**attempt))  # noqa: S311 - jitter, not security
 
 
 def error_code(exc: BaseException) -> str:
