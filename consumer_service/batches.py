@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 import structlog
 
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.s3_store import ObjectStore
+from consumer_service.s3_store import ObjectStore, key_exists
 from consumer_service.writer import StoreFailed, StoreResult
-from ingest_common.aws import error_code, full_jitter_seconds, http_status
+from ingest_common.aws import error_code, full_jitter_seconds
 from ingest_common.envelope import Envelope
 
 log = structlog.get_logger("consumer_service.batches")
@@ -243,7 +243,7 @@ class BatchedStore:
         except Exception as exc:
             # A batch id is unique: the object exists only if an earlier attempt of this very write got through
             # (its answer was lost), so it holds these bytes.
-            if http_status(exc) == 412 or error_code(exc) == "PreconditionFailed":
+            if key_exists(exc):
                 return
             raise
 

@@ -5,10 +5,15 @@ from __future__ import annotations
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
-from ingest_common.aws import AwsCallMetrics
+from ingest_common.aws import AwsCallMetrics, error_code, http_status
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3.client import S3Client
+
+
+def key_exists(exc: BaseException) -> bool:
+    """Whether a `put_new` failed because the key is already there (412 PreconditionFailed)."""
+    return http_status(exc) == 412 or error_code(exc) == "PreconditionFailed"
 
 
 class ObjectStore(Protocol):

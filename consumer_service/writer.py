@@ -10,7 +10,7 @@ import structlog
 from botocore.exceptions import ClientError
 
 from consumer_service.metrics import ConsumerMetrics
-from consumer_service.s3_store import ObjectStore
+from consumer_service.s3_store import ObjectStore, key_exists
 from ingest_common.aws import THROTTLING_CODES, error_code, full_jitter_seconds, http_status
 from ingest_common.envelope import Envelope
 
@@ -70,7 +70,7 @@ class S3Writer:
                 await self._store.put_new(key, body)
             except ClientError as exc:
                 # 412: an earlier delivery of this message already stored it. That is success.
-                if http_status(exc) == 412 or error_code(exc) == "PreconditionFailed":
+                if key_exists(exc):
                     self._metrics.stored["already_stored"].inc()
                     return StoreResult.ALREADY_STORED
                 self._note_failure(exc, attempt, envelope)
