@@ -20,7 +20,7 @@ from types import FrameType
 from devstack.elasticmq import ElasticMQError, install_problem
 from devstack.gofakes3 import gofakes3_binary
 from devstack.processes import ProcessFailed
-from devstack.settings import DEFAULT_PORTS, stack_config_from_env
+from devstack.settings import DEFAULT_PORTS, batched_layout, stack_config_from_env, stored_prefix
 from devstack.stack import DevStack, StackConfig
 
 READY_LINE = "email-ingest is ready (Ctrl-C to stop)"
@@ -64,26 +64,22 @@ def aws_banner(stack: DevStack) -> str:
     )
 
 
-def storage_layout(stack: DevStack) -> str:
-    """The consumer's STORAGE_LAYOUT (make run passes STORAGE_LAYOUT and BATCH_* through from the environment)."""
-    return (stack.consumer_environment().get("STORAGE_LAYOUT") or "per-email").strip().lower()
-
-
 def stored_where(stack: DevStack) -> str:
+    """Where the consumer stores (make run passes STORAGE_LAYOUT and BATCH_* through from the environment)."""
     resources = stack.resources
     assert resources is not None
     environment = stack.consumer_environment()
-    if storage_layout(stack) == "batched":
-        prefix = environment.get("BATCH_KEY_PREFIX") or "batches/"
+    where = f"s3://{resources.bucket}/{stored_prefix(environment)}"
+    if batched_layout(environment):
         seconds = environment.get("BATCH_MAX_SECONDS") or "60"
-        return f"s3://{resources.bucket}/{prefix}   (STORAGE_LAYOUT=batched: gzip NDJSON, written every {seconds} s)"
-    return f"s3://{resources.bucket}/{environment.get('S3_KEY_PREFIX') or 'emails/'}"
+        return f"{where}   (STORAGE_LAYOUT=batched: gzip NDJSON, written every {seconds} s)"
+    return where
 
 
 def objects_command(stack: DevStack) -> str:
     """`make objects` with the variables that differ from their defaults (it finds S3 the way `make run` does)."""
     settings: list[str] = []
-    if storage_layout(stack) == "batched":
+    if batched_layout(stack.consumer_environment()):
         settings.append("STORAGE_LAYOUT=batched")
     if stack.config.local_aws == "fast":
         settings.append("LOCAL_AWS=fast")

@@ -23,7 +23,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from devstack.bootstrap import StackNames, emulator_client
-from devstack.settings import s3_endpoint_from_env
+from devstack.settings import s3_endpoint_from_env, stored_prefix
 
 HINT = "\n  is `make run` running, started with the same LOCAL_AWS (and S3_PORT or EMULATOR_PORT)?"
 
@@ -37,13 +37,6 @@ def list_objects(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
 
 
 BATCH_LINES_SHOWN = 3
-
-
-def default_prefix() -> str:
-    """Where the consumer of `make run` stores: the same variables it reads."""
-    if (os.environ.get("STORAGE_LAYOUT") or "").strip().lower() == "batched":
-        return os.environ.get("BATCH_KEY_PREFIX") or "batches/"
-    return os.environ.get("S3_KEY_PREFIX") or "emails/"
 
 
 def print_object(s3: Any, bucket: str, key: str, out: TextIO) -> None:
@@ -67,7 +60,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser.add_argument("key", nargs="?", help="print this object (default: the newest)")
     parser.add_argument("--endpoint-url", help="S3 endpoint (default: where `make run` serves it)")
     parser.add_argument("--bucket", default=StackNames().bucket, help="bucket (default: %(default)s)")
-    parser.add_argument("--prefix", default=default_prefix(), help="key prefix to list (default: %(default)s)")
+    parser.add_argument("--prefix", default=stored_prefix(os.environ), help="key prefix to list (default: %(default)s)")
     parser.add_argument("--limit", type=int, default=20, help="newest keys listed, 0 for all (default: 20)")
     args = parser.parse_args(argv)
     if args.limit < 0:

@@ -63,3 +63,15 @@ def s3_endpoint_from_env(program: str) -> str:
     local_aws = local_aws_from_env(program)
     name = "S3_PORT" if local_aws == "fast" else "EMULATOR_PORT"
     return f"http://{LOOPBACK}:{port_from_env(name, DEFAULT_PORTS[name], program=program)}"
+
+
+def batched_layout(environ: Mapping[str, str]) -> bool:
+    """Whether the consumer that `environ` configures writes batches (STORAGE_LAYOUT=batched)."""
+    return (environ.get("STORAGE_LAYOUT") or "").strip().lower() == "batched"
+
+
+def stored_prefix(environ: Mapping[str, str]) -> str:
+    """The key prefix that consumer stores under, read from the variables it reads, with its defaults."""
+    if batched_layout(environ):
+        return environ.get("BATCH_KEY_PREFIX") or "batches/"
+    return environ.get("S3_KEY_PREFIX") or "emails/"
