@@ -25,8 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +43,7 @@ from devstack.elasticmq import ElasticMQServer
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.gofakes3 import GoFakeS3Server
-from devstack.metrics_text import metric_value
+from devstack.metrics_text import metric_value, scrape
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, http_status, python_module
 from devstack.stack import DevStack, StackConfig
 
@@ -85,19 +84,6 @@ def payload(token: str, content: str = CONTENT) -> str:
             "token": token,
         }
     )
-
-
-def metrics(url: str) -> str:
-    with urllib_get(f"{url}/metrics") as body:
-        return body
-
-
-@contextmanager
-def urllib_get(url: str) -> Iterator[str]:
-    import urllib.request  # noqa: PLC0415
-
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
-        yield response.read().decode()
 
 
 def sqs_calls(text: str) -> float:
@@ -340,6 +326,35 @@ def ceiling(bench: Bench) -> Ceiling:
     return Ceiling(bare, url, result)
 
 
+@dataclass
+class Drain:
+    """One run of our consumer over a backlog: wall time from its start, its CPU and its metrics at the end."""
+
+    seconds: float
+    cpu_seconds: float
+    metrics: str
+
+
+def drain_backlog(bench: Bench, count: int, what: str, consumer_env: dict[str, str] | None = None) -> Drain:
+    """Puts `count` messages in the consumer's queue, runs our consumer (with `consumer_env` on top of the
+    bench's) until the queue is empty, and stops it."""
+    fill_queue(bench.sqs_url, bench.consumer_queue, count)
+    environment = bench.stack.config.consumer_env
+    saved = dict(environment)
+    environment.update(consumer_env or {})
+    try:
+        began = time.monotonic()
+        consumer = bench.stack.start_consumer()
+        cpu_start = cpu_seconds(consumer.pid)
+        bench.drain(600, what, 0.1)
+        drain = Drain(time.monotonic() - began, cpu_seconds(consumer.pid) - cpu_start, scrape(bench.stack.consumer_url))
+    finally:
+        environment.clear()
+        environment.update(saved)
+    consumer.stop()  # the next section measures alone
+    return drain
+
+
 def consumers(bench: Bench) -> float:
     """4. the consumer against the bare receive -> put -> delete loop: same backlog, endpoints and concurrency.
     Returns the consumer's CPU seconds per stored email (section 4b's baseline)."""
@@ -356,14 +371,9 @@ def consumers(bench: Bench) -> float:
     bare_cpu = usage.ru_utime + usage.ru_stime
     if status != 0:
         raise RuntimeError(f"the bare consumer failed ({status})")
-    fill_queue(bench.sqs_url, bench.consumer_queue, count)
-    began = time.monotonic()
-    consumer = bench.stack.start_consumer()
-    consumer_cpu_start = cpu_seconds(consumer.pid)
-    bench.drain(600, "the consumer to drain", 0.1)
-    consumer_seconds = time.monotonic() - began
-    consumer_cpu = cpu_seconds(consumer.pid) - consumer_cpu_start
-    created = metric_value(metrics(bench.stack.consumer_url), "email_ingest_consumer_emails_stored_total")
+    ours = drain_backlog(bench, count, "the consumer to drain")
+    consumer_seconds, consumer_cpu = ours.seconds, ours.cpu_seconds
+    created = metric_value(ours.metrics, "email_ingest_consumer_emails_stored_total")
     report = bench.report
     report.add(
         "4 consumer",
@@ -387,7 +397,6 @@ def consumers(bench: Bench) -> float:
         f"consumers: ours stored {int(created)} in {consumer_seconds:.1f} s (including start-up); "
         f"the bare loop {count} in {bare_seconds:.1f} s"
     )
-    consumer.stop()  # the API is measured alone
     return consumer_cpu / created if created else float("nan")
 
 
@@ -399,22 +408,8 @@ def batched_consumer(bench: Bench, per_email_cpu: float) -> None:
     S3 PUTs per stored email (goals: at most 0.25 ms and 0.001)."""
     count = bench.args.consumer_messages
     print(f"4b. consumer, batched layout: {count} messages", flush=True)
-    fill_queue(bench.sqs_url, bench.consumer_queue, count)
-    environment = bench.stack.config.consumer_env
-    saved = dict(environment)
-    environment.update(BATCHED_ENV)
-    try:
-        began = time.monotonic()
-        consumer = bench.stack.start_consumer()
-        cpu_start = cpu_seconds(consumer.pid)
-        bench.drain(600, "the batched consumer to drain", 0.1)
-        drained = time.monotonic() - began
-        cpu = cpu_seconds(consumer.pid) - cpu_start
-        text = metrics(bench.stack.consumer_url)
-    finally:
-        environment.clear()
-        environment.update(saved)
-    consumer.stop()
+    batched = drain_backlog(bench, count, "the batched consumer to drain", BATCHED_ENV)
+    text, cpu, drained = batched.metrics, batched.cpu_seconds, batched.seconds
     stored = metric_value(text, "email_ingest_consumer_emails_stored_total")
     puts = metric_value(text, "email_ingest_aws_requests_total", {"service": "s3", "operation": "PutObject"})
     batches = metric_value(text, "email_ingest_consumer_batches_total", {"result": "written"})
@@ -446,9 +441,9 @@ def api(bench: Bench, bare: Ceiling) -> ApiRun:
     process = bench.stack.start_api()
     api_url = f"{bench.stack.api_url}/api/email"
     run_wrk(api_url, script, pid=process.pid, seconds=3, connections=args.connections)  # warm-up
-    before = metrics(bench.stack.api_url)
+    before = scrape(bench.stack.api_url)
     ours = run_wrk(api_url, script, pid=process.pid, seconds=args.seconds, connections=args.connections)
-    after = metrics(bench.stack.api_url)
+    after = scrape(bench.stack.api_url)
     accepted = metric_value(after, "email_ingest_api_emails_accepted_total") - metric_value(
         before, "email_ingest_api_emails_accepted_total"
     )
@@ -535,7 +530,7 @@ def sqs_requests_per_email(bench: Bench, api_run: ApiRun) -> None:
     bench.stack.start_consumer()
     backlog = int(metric_value(after, "email_ingest_api_emails_accepted_total"))
     bench.drain(600, "the consumer to drain", 0.1)
-    drain_metrics = metrics(bench.stack.consumer_url)
+    drain_metrics = scrape(bench.stack.consumer_url)
     stored = metric_value(drain_metrics, "email_ingest_consumer_emails_stored_total")
     all_sends = metric_value(after, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
     requests_per_email = (all_sends + sqs_calls(drain_metrics)) / stored
@@ -605,7 +600,7 @@ def overload(bench: Bench) -> str:
     # A second round: memory that only grows with the work done would grow again here; bounded buffers
     # (the connections', the capped pending queue) do not.
     again = run_wrk(slow_url, script, pid=slow_api.pid, seconds=args.seconds, connections=args.overload_connections)
-    shed = metric_value(metrics(base_url), "email_ingest_api_requests_shed_total")
+    shed = metric_value(scrape(base_url), "email_ingest_api_requests_shed_total")
     healthy = answers(f"{base_url}/healthz")
     report.add(
         "6 overload",
@@ -647,11 +642,11 @@ def accounting(bench: Bench, api_urls: tuple[str, ...]) -> tuple[str, bool]:
         return all(
             metric_value(text, "email_ingest_publisher_pending_entries") == 0
             and metric_value(text, "email_ingest_api_requests_in_flight") <= 1
-            for text in (metrics(url) for url in api_urls)
+            for text in (scrape(url) for url in api_urls)
         )
 
     wait(settled, 120, "the APIs to answer everything", 0.2)
-    acknowledged_total = sum(metric_value(metrics(url), "email_ingest_api_emails_accepted_total") for url in api_urls)
+    acknowledged_total = sum(metric_value(scrape(url), "email_ingest_api_emails_accepted_total") for url in api_urls)
     prefilled = bench.args.consumer_messages
     bench.drain(300, "the last emails", 0.5)
     objects, distinct = count_objects(bench.s3_url, BUCKET, "emails/")

@@ -8,12 +8,11 @@ old one until SSM's LastModifiedDate of the new version plus the grace, and both
 from __future__ import annotations
 
 import time
-import urllib.request
 from pathlib import Path
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
-from devstack.metrics_text import metric_value
+from devstack.metrics_text import metric_value, scrape
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
 from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import seed_payload
@@ -24,11 +23,6 @@ GRACE_SECONDS = 15.0  # long enough to start a second API inside it on a loaded 
 
 def status(api_url: str, token: str) -> int:
     return post(f"{api_url}/api/email", seed_payload(token))[0]
-
-
-def metrics_text(api_url: str) -> str:
-    with urllib.request.urlopen(f"{api_url}/metrics", timeout=10) as response:
-        return str(response.read().decode())
 
 
 def test_every_pod_accepts_the_same_tokens_through_a_rotation(
@@ -59,7 +53,7 @@ def test_every_pod_accepts_the_same_tokens_through_a_rotation(
         # The first request with the new token is accepted: 401 is final for a client.
         assert status(pod_a, new) == 200
         assert status(pod_a, old) == 200
-        early = metric_value(metrics_text(pod_a), "email_ingest_token_early_refreshes_total", {"outcome": "success"})
+        early = metric_value(scrape(pod_a), "email_ingest_token_early_refreshes_total", {"outcome": "success"})
         assert early == 1
 
         port_b = free_port()
@@ -96,7 +90,7 @@ def test_every_pod_accepts_the_same_tokens_through_a_rotation(
             assert set(refused) == {pod_a, pod_b}, "both pods refuse the old token after the grace"
             assert status(pod_a, new) == 200
             assert status(pod_b, new) == 200
-            regular = metric_value(metrics_text(pod_b), "email_ingest_token_refreshes_total", {"outcome": "success"})
+            regular = metric_value(scrape(pod_b), "email_ingest_token_refreshes_total", {"outcome": "success"})
             assert regular >= 1
         finally:
             api_b.stop()

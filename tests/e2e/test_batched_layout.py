@@ -17,15 +17,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import duckdb
 import pytest
 
 from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
-from devstack.metrics_text import metric_value
+from devstack.metrics_text import metric_value, scrape
 from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import queue_depth, seed_payload, stored_keys, wait_for
+from tests.support.api import post_many
 from tests.terraform.hcl import MODULES_DIR, load_dir
 
 BATCH_KEY = re.compile(r"batches/dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/\d{8}T\d{6}Z-[0-9a-f]{32}\.ndjson\.gz")
@@ -47,23 +47,6 @@ def batched_stack_on(tmp_path: Path, stack_names: StackNames, moto_server: MotoS
 def batched_stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> Iterator[DevStack]:
     with batched_stack_on(tmp_path, stack_names, moto_server, BATCH_MAX_SECONDS="1", BATCH_MAX_EMAILS="40") as running:
         yield running
-
-
-async def post_all(
-    api_url: str, payloads: list[dict[str, Any]], headers: list[dict[str, str]]
-) -> list[tuple[int, Any]]:
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=16)) as session:
-
-        async def one(payload: dict[str, Any], extra: dict[str, str]) -> tuple[int, Any]:
-            async with session.post(f"{api_url}/api/email", json=payload, headers=extra) as response:
-                return response.status, await response.json(content_type=None)
-
-        return await asyncio.gather(*(one(p, h) for p, h in zip(payloads, headers, strict=True)))
-
-
-async def consumer_metrics(url: str) -> str:
-    async with aiohttp.ClientSession() as session, session.get(f"{url}/metrics") as response:
-        return await response.text()
 
 
 def glue_columns() -> tuple[dict[str, str], dict[str, str]]:
@@ -111,7 +94,7 @@ def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_sta
         for i in range(count)
     ]  # fmt: skip
     headers = [{"Idempotency-Key": f"batched-{original(i)}"} for i in range(count)]
-    results = asyncio.run(post_all(batched_stack.api_url, payloads, headers))
+    results = asyncio.run(post_many(batched_stack.api_url, payloads, headers, connections=16))
     assert [status for status, _ in results] == [200] * count
     acknowledged = {body["email_id"]: payload["data"] for (_, body), payload in zip(results, payloads, strict=True)}
 
@@ -168,7 +151,7 @@ def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_sta
 
     # Every receive was accounted for: a line written, or a duplicate of a line in the same batch. (moto, like
     # SQS, sometimes delivers one message twice at once: that is why a receive, not a message, is the unit.)
-    metrics = asyncio.run(consumer_metrics(batched_stack.consumer_url))
+    metrics = scrape(batched_stack.consumer_url)
     received = metric_value(metrics, "email_ingest_consumer_messages_received_total")
     created = metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "created"})
     in_batch = metric_value(metrics, "email_ingest_consumer_emails_stored_total", {"result": "already_stored"})
@@ -193,13 +176,11 @@ def test_sigterm_writes_the_open_batch_and_deletes_its_messages(slow_batches_sta
     assert resources is not None and stack.consumer is not None
     count = 30
     payloads = [seed_payload(stack.token, email_subject=f"held {i}") for i in range(count)]
-    results = asyncio.run(post_all(stack.api_url, payloads, [{} for _ in payloads]))
+    results = asyncio.run(post_many(stack.api_url, payloads, [{} for _ in payloads], connections=16))
     assert [status for status, _ in results] == [200] * count
 
     def held() -> float:
-        return metric_value(
-            asyncio.run(consumer_metrics(stack.consumer_url)), "email_ingest_consumer_batch_emails_held"
-        )
+        return metric_value(scrape(stack.consumer_url), "email_ingest_consumer_batch_emails_held")
 
     wait_for(lambda: held() >= count, timeout=60, interval=0.5, message="the consumer to hold every email")
     assert stored_keys(stack.endpoint_url, resources.bucket, "batches/") == set(), "nothing written before SIGTERM"

@@ -10,13 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from devstack.bootstrap import StackNames
 from devstack.emulator import MotoServer
 from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import queue_depth, seed_payload, stored_keys, stored_objects, wait_for
+from tests.support.api import post_many
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -31,19 +31,6 @@ def stack(tmp_path: Path, stack_names: StackNames, moto_server: MotoServer) -> I
     )
     with DevStack(config) as running:
         yield running
-
-
-async def post_many(
-    api_url: str, payloads: list[dict[str, Any]], headers: list[dict[str, str]]
-) -> list[tuple[int, dict[str, Any]]]:
-    connector = aiohttp.TCPConnector(limit=32)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(payload: dict[str, Any], extra: dict[str, str]) -> tuple[int, dict[str, Any]]:
-            async with session.post(f"{api_url}/api/email", json=payload, headers=extra) as response:
-                return response.status, await response.json(content_type=None)
-
-        return await asyncio.gather(*(one(p, h) for p, h in zip(payloads, headers, strict=True)))
 
 
 def test_every_acknowledged_email_is_stored_exactly_once(stack: DevStack) -> None:

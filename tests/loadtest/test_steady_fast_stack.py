@@ -11,13 +11,12 @@ import json
 import os
 import subprocess
 import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from devstack.metrics_text import metric_value
+from devstack.metrics_text import metric_value, scrape
 from devstack.stack import DevStack, StackConfig
 from tests.aws_helpers import queue_depth, wait_for
 from tests.tooling import REPO_ROOT, require_fast_backend
@@ -30,11 +29,6 @@ def fast_stack(tmp_path: Path) -> Iterator[DevStack]:
     require_fast_backend()
     with DevStack(StackConfig(local_aws="fast", log_dir=tmp_path / "logs")) as stack:
         yield stack
-
-
-def metrics(url: str) -> str:
-    with urllib.request.urlopen(f"{url}/metrics", timeout=10) as response:
-        return str(response.read().decode())
 
 
 def test_steady_load_for_30_s_meets_the_thresholds(fast_stack: DevStack, tmp_path: Path) -> None:
@@ -60,11 +54,11 @@ def test_steady_load_for_30_s_meets_the_thresholds(fast_stack: DevStack, tmp_pat
     # What the pipeline does: the consumer stores everything the API accepted, within seconds.
     resources = fast_stack.resources
     assert resources is not None
-    accepted = metric_value(metrics(fast_stack.api_url), "email_ingest_api_emails_accepted_total")
+    accepted = metric_value(scrape(fast_stack.api_url), "email_ingest_api_emails_accepted_total")
     assert accepted >= summary["requests"] * 0.8
 
     def drained() -> bool:
-        stored = metric_value(metrics(fast_stack.consumer_url), "email_ingest_consumer_emails_stored_total")
+        stored = metric_value(scrape(fast_stack.consumer_url), "email_ingest_consumer_emails_stored_total")
         return stored >= accepted and queue_depth(fast_stack.sqs_endpoint_url, resources.queue_url) == (0, 0)
 
     wait_for(drained, timeout=60, interval=0.5, message="every accepted email stored")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import urllib.error
 import urllib.request
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -54,3 +56,16 @@ def post(url: str, payload: dict[str, object], timeout: float = 30) -> tuple[int
         return exc.code, json.loads(exc.read() or b"null")
     except OSError:
         return 0, None  # refused: the listener is closed, nothing was accepted
+
+
+async def post_many(
+    api_url: str, payloads: list[dict[str, Any]], headers: list[dict[str, str]], *, connections: int = 32
+) -> list[tuple[int, dict[str, Any]]]:
+    """POSTs every payload (with its headers) to a running API at once, over up to `connections` connections."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections)) as session:
+
+        async def one(payload: dict[str, Any], extra: dict[str, str]) -> tuple[int, dict[str, Any]]:
+            async with session.post(f"{api_url}/api/email", json=payload, headers=extra) as response:
+                return response.status, await response.json(content_type=None)
+
+        return await asyncio.gather(*(one(p, h) for p, h in zip(payloads, headers, strict=True)))
