@@ -96,6 +96,7 @@ async def publisher(app: web.Application) -> AsyncIterator[None]:
         max_batches_in_flight=settings.publish_max_batches_in_flight,
         max_pending=settings.publish_max_pending,
         deadline_seconds=settings.publish_deadline_seconds,
+        max_message_bytes=settings.publish_max_message_bytes,
         metrics=PublisherMetrics(app[REGISTRY]),
     )
     batch_publisher.start()

@@ -16,6 +16,7 @@ from ingest_common.email import (
     SUBJECT_MAX_CHARS,
     TIMESTREAM_MAX_DIGITS,
 )
+from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 
 # SSM's largest parameter value (advanced tier): no valid token is longer.
 TOKEN_MAX_BYTES: Final = 8192
@@ -45,7 +46,10 @@ def largest_valid_body_bytes() -> int:
 
 DEFAULT_MAX_BODY_BYTES: Final = largest_valid_body_bytes()
 # Copies of a body's size that one request can hold at its peak (see handlers.py's reservations).
-REQUEST_COPIES: Final = 6
+REQUEST_COPIES: Final = 7
+# Four of SQS's 64 KiB billing chunks: packs large enough that a call's payload, not its count, sets the bill,
+# and small enough that a consumer holding thousands of messages stays within its memory bounds.
+DEFAULT_PUBLISH_MAX_MESSAGE_BYTES: Final = 262_144
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class ApiSettings:
     publish_max_batches_in_flight: int = 16
     publish_max_pending: int = 2000
     publish_deadline_seconds: float = 10.0
+    publish_max_message_bytes: int = DEFAULT_PUBLISH_MAX_MESSAGE_BYTES
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     memory_budget_bytes: int = default_budget_bytes(None)
     shutdown_grace_seconds: float = 20.0
@@ -89,6 +94,9 @@ class ApiSettings:
             publish_max_batches_in_flight=env.integer("PUBLISH_MAX_BATCHES_IN_FLIGHT", 16, minimum=1, maximum=256),
             publish_max_pending=env.integer("PUBLISH_MAX_PENDING", 2000, minimum=1, maximum=1_000_000),
             publish_deadline_seconds=env.number("PUBLISH_DEADLINE_SECONDS", 10.0, minimum=0.1, maximum=300),
+            publish_max_message_bytes=env.integer(
+                "PUBLISH_MAX_MESSAGE_BYTES", DEFAULT_PUBLISH_MAX_MESSAGE_BYTES, minimum=1024, maximum=MAX_MESSAGE_BYTES
+            ),
             max_body_bytes=env.integer(
                 "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1024, maximum=16 * DEFAULT_MAX_BODY_BYTES
             ),
@@ -109,7 +117,8 @@ class ApiSettings:
         if settings.memory_budget_bytes < REQUEST_COPIES * settings.max_body_bytes:
             env.problems.append(
                 f"MEMORY_BUDGET_BYTES={settings.memory_budget_bytes} cannot hold one request of MAX_BODY_BYTES="
-                f"{settings.max_body_bytes} (it needs {REQUEST_COPIES} x that: body, email, envelope, SQS request)"
+                f"{settings.max_body_bytes} (it needs {REQUEST_COPIES} x that: body, email, envelope, packed "
+                "message, SQS request)"
             )
         env.finish()
         return settings

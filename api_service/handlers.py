@@ -180,16 +180,17 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         request_id=request_id,
         email=email,
     )
-    message_body = envelope.to_body()
-    # Held until SQS answers: the parsed content, the envelope and its copy in the SendMessageBatch
-    # request, where JSON escapes it once more (at most twice its size). Reserved only now that the email
-    # is known valid; until here the parsed document is covered by the body's two-copy reservation, except
-    # while an unknown token waits (at most 2 s, rate-limited) for an early refresh.
-    if not held.add(sys.getsizeof(email.content) + 3 * len(message_body)):
+    item = envelope.to_item()
+    # Held until SQS answers: the parsed content, the envelope item, the packed body holding it and its
+    # copy in the SendMessageBatch request, where JSON escapes it once more (at most twice its size).
+    # Reserved only now that the email is known valid; until here the parsed document is covered by the
+    # body's two-copy reservation, except while an unknown token waits (at most 2 s, rate-limited) for an
+    # early refresh.
+    if not held.add(sys.getsizeof(email.content) + 4 * len(item)):
         return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
     try:
         message_id = await app[PUBLISHER].publish(
-            message_body,
+            item,
             {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}},
         )
     except PublishRejected as rejected:

@@ -85,9 +85,21 @@ class PublisherMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.batch_entries = Histogram(
             "email_ingest_publisher_batch_entries",
-            "Entries per SendMessageBatch call.",
+            "Messages (SendMessageBatch entries) per SendMessageBatch call.",
             registry=registry,
             buckets=(1, 2, 3, 4, 5, 6, 7, 8, 9, 10),
+        )
+        self.batch_emails = Histogram(
+            "email_ingest_publisher_batch_emails",
+            "Emails per SendMessageBatch call.",
+            registry=registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+        )
+        self.message_emails = Histogram(
+            "email_ingest_publisher_message_emails",
+            "Emails packed into one SQS message (envelope version 2).",
+            registry=registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
         )
         self.batch_bytes = Histogram(
             "email_ingest_publisher_batch_bytes",

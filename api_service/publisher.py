@@ -1,11 +1,17 @@
 """One batching SQS publisher per process.
 
-Concurrent requests hand their messages to `publish()`; a single dispatcher packs them into
-`SendMessageBatch` calls (up to 10 entries and the batch byte limit), flushing when a batch is full
-or when its oldest entry has waited `linger` seconds. A request's future resolves with its MessageId
-only when SQS reported that entry as `Successful`; failed entries are retried with backoff and
-jitter until their deadline, then the request is told the publish failed. Nothing is ever
+Concurrent requests hand their emails (envelope items, `Envelope.to_item`) to `publish()`; a single
+dispatcher packs the waiting emails into version-2 messages of up to `max_message_bytes` each, and those
+into `SendMessageBatch` calls (up to 10 messages and the batch byte limit), flushing when a call is full
+or when its oldest email has waited `linger` seconds. A lone email is one message, sent after the same
+linger as ever. A request's future resolves with its MessageId only when SQS reported the message holding
+its email as `Successful`; a message SQS refuses fails every email in it, and each is retried (repacked)
+with backoff and jitter until its deadline, then its request is told the publish failed. Nothing is ever
 acknowledged that SQS did not accept.
+
+Why pack: SQS bills each request, and each 64 KiB of its payload, once; ReceiveMessage returns at most 10
+messages and DeleteMessageBatch takes at most 10. Emails per message multiply what each of those calls
+carries (docs/benchmarks.md, "What it costs").
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import structlog
 
 from api_service.metrics import PublisherMetrics
 from ingest_common.aws import THROTTLING_CODES, error_code, full_jitter_seconds, is_retryable
+from ingest_common.envelope import PACK_OVERHEAD_BYTES, pack_body
 from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
 
 log = structlog.get_logger("api_service.publisher")
@@ -42,9 +49,12 @@ class PublishRejected(Exception):
 
 @dataclass(slots=True, eq=False)
 class _Entry:
-    body: str
+    item: bytes
     attributes: dict[str, Any]
     size: int
+    """Its bytes in a packed message: the item and the comma before it."""
+    alone_size: int
+    """The payload of a message holding it alone, with its attributes (a packed message carries none)."""
     future: asyncio.Future[str]
     enqueued_at: float
     deadline: float
@@ -63,8 +73,14 @@ class BatchPublisher:
         deadline_seconds: float,
         metrics: PublisherMetrics | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
+        max_message_bytes: int = 262_144,
     ) -> None:
+        if max_message_bytes > max_batch_bytes:
+            raise ValueError(f"max_message_bytes {max_message_bytes} is above max_batch_bytes {max_batch_bytes}")
         self._send_batch = send_batch
+        self._max_message_bytes = max_message_bytes
+        # Queued bytes that fill one call: the dispatcher sends at once rather than lingering.
+        self._full_bytes = min(max_batch_bytes, SQS_MAX_BATCH * max_message_bytes)
         self._linger = linger_seconds
         self._max_pending = max_pending
         self._deadline = deadline_seconds
@@ -100,8 +116,9 @@ class BatchPublisher:
     def running(self) -> bool:
         return self._dispatcher is not None and not self._dispatcher.done() and not self._draining
 
-    async def publish(self, body: str, attributes: dict[str, Any] | None = None) -> str:
-        """Returns the SQS MessageId once SQS accepted the message; raises PublishRejected otherwise."""
+    async def publish(self, item: bytes, attributes: dict[str, Any] | None = None) -> str:
+        """Returns the MessageId of the SQS message that holds `item` once SQS accepted it; raises PublishRejected
+        otherwise. `attributes` go with the message only when it holds this email alone."""
         loop = self._loop
         if self._draining or loop is None:
             raise PublishRejected("draining", retry_after_seconds=1)
@@ -109,9 +126,10 @@ class BatchPublisher:
             raise PublishRejected("queue_full", retry_after_seconds=1)
         now = loop.time()
         entry = _Entry(
-            body=body,
+            item=item,
             attributes=attributes or {},
-            size=message_payload_bytes(body, attributes),
+            size=len(item) + 1,
+            alone_size=PACK_OVERHEAD_BYTES + message_payload_bytes("", attributes) + len(item),
             future=loop.create_future(),
             enqueued_at=now,
             deadline=now + self._deadline,
@@ -131,14 +149,14 @@ class BatchPublisher:
         self._queue.append(entry)
         self._queued_bytes += entry.size
         # Wake the dispatcher only when it has something new to decide: a first entry (start the
-        # linger clock) or a full batch. Waking it per entry costs CPU at high rates.
-        if len(self._queue) == 1 or len(self._queue) >= SQS_MAX_BATCH or self._queued_bytes >= self._max_batch_bytes:
+        # linger clock) or a full call. Waking it per entry costs CPU at high rates.
+        if len(self._queue) == 1 or self._queued_bytes >= self._full_bytes:
             self._wakeup.set()
 
     # -- the dispatcher ---------------------------------------------------------------------------
 
     def _batch_ready(self) -> bool:
-        return len(self._queue) >= SQS_MAX_BATCH or self._queued_bytes >= self._max_batch_bytes
+        return self._queued_bytes >= self._full_bytes
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -164,54 +182,76 @@ class BatchPublisher:
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
 
-    def _take_batch(self) -> tuple[list[_Entry], str]:
-        batch: list[_Entry] = []
-        size = 0
+    def _take_batch(self) -> tuple[list[list[_Entry]], str]:
+        """Packs queued emails, oldest first, into up to 10 messages within the message and call byte limits."""
+        messages: list[list[_Entry]] = []
+        sizes: list[int] = []
+        total = 0
+        emails = 0
         reason = "drain" if self._draining else "linger"
-        while self._queue and len(batch) < SQS_MAX_BATCH:
+        while self._queue:
             entry = self._queue[0]
-            if batch and size + entry.size > self._max_batch_bytes:
-                reason = "size"
-                break
-            self._queue.popleft()
-            self._queued_bytes -= entry.size
             if entry.future.done():  # the caller went away; nothing to answer
+                self._take_first()
                 self._finish(entry)
                 continue
-            batch.append(entry)
-            size += entry.size
-        if len(batch) == SQS_MAX_BATCH:
-            reason = "full"
-        if batch and self._metrics:
+            current = messages[-1] if messages else None
+            if current is not None:
+                # Joining a message drops its attributes: its size becomes overhead + items + commas.
+                packed = sizes[-1] if len(current) > 1 else PACK_OVERHEAD_BYTES + len(current[0].item)
+                grown = packed + entry.size
+                if grown <= self._max_message_bytes and total - sizes[-1] + grown <= self._max_batch_bytes:
+                    self._take_first()
+                    current.append(entry)
+                    total += grown - sizes[-1]
+                    sizes[-1] = grown
+                    emails += 1
+                    continue
+            if len(messages) == SQS_MAX_BATCH:
+                reason = "full"
+                break
+            if messages and total + entry.alone_size > self._max_batch_bytes:
+                reason = "size"
+                break
+            self._take_first()
+            messages.append([entry])
+            sizes.append(entry.alone_size)
+            total += entry.alone_size
+            emails += 1
+        if messages and self._metrics:
             self._metrics.flushes[reason].inc()
-            self._metrics.batch_entries.observe(len(batch))
-            self._metrics.batch_bytes.observe(size)
-        return batch, reason
+            self._metrics.batch_entries.observe(len(messages))
+            self._metrics.batch_bytes.observe(total)
+            self._metrics.batch_emails.observe(emails)
+            for message in messages:
+                self._metrics.message_emails.observe(len(message))
+        return messages, reason
 
-    async def _send(self, batch: list[_Entry], reason: str) -> None:
+    def _take_first(self) -> None:
+        entry = self._queue.popleft()
+        self._queued_bytes -= entry.size
+
+    async def _send(self, batch: list[list[_Entry]], reason: str) -> None:
         if self._metrics:
             self._metrics.in_flight.inc()
         try:
-            request = [
-                {"Id": str(index), "MessageBody": entry.body, "MessageAttributes": entry.attributes}
-                if entry.attributes
-                else {"Id": str(index), "MessageBody": entry.body}
-                for index, entry in enumerate(batch)
-            ]
+            request = [_request_entry(index, message) for index, message in enumerate(batch)]
             try:
                 response = await self._send_batch(request)
             except asyncio.CancelledError:
                 # Only a drain that ran out of time cancels a send: whatever SQS did, the caller hears 503.
-                for entry in batch:
-                    self._reject(entry, "draining")
+                for message in batch:
+                    for entry in message:
+                        self._reject(entry, "draining")
                 raise
             except Exception as exc:  # the whole call failed: classify once for every entry
                 self.consecutive_failed_calls += 1
                 code = error_code(exc)
                 retryable = is_retryable(exc)
                 log.warning("publish_call_failed", error=code, entries=len(batch), retryable=retryable, flush=reason)
-                for entry in batch:
-                    self._fail(entry, code, retryable=retryable)
+                for message in batch:
+                    for entry in message:
+                        self._fail(entry, code, retryable=retryable)
                 return
             self.consecutive_failed_calls = 0
             self._settle(batch, response)
@@ -221,18 +261,20 @@ class BatchPublisher:
             if self._metrics:
                 self._metrics.in_flight.dec()
 
-    def _settle(self, batch: list[_Entry], response: Mapping[str, Any]) -> None:
-        """Answers each entry by SQS's verdict on it; one the response does not account for is retried."""
+    def _settle(self, batch: list[list[_Entry]], response: Mapping[str, Any]) -> None:
+        """Answers the emails of each message by SQS's verdict on it; a message the response does not account
+        for is retried. A refused message fails every email in it: none was taken."""
         answered: set[int] = set()
         for success in response.get("Successful", ()):
             index = _answered_index(success, len(batch), answered)
             if index is None:
                 continue
             message_id = success.get("MessageId")
-            if not message_id:  # a success we cannot point to is not one: send it again
-                self._fail(batch[index], "MissingMessageId", retryable=True)
-                continue
-            self._resolve(batch[index], str(message_id))
+            for entry in batch[index]:
+                if message_id:
+                    self._resolve(entry, str(message_id))
+                else:  # a success we cannot point to is not one: send it again
+                    self._fail(entry, "MissingMessageId", retryable=True)
         for failure in response.get("Failed", ()):
             index = _answered_index(failure, len(batch), answered)
             if index is None:
@@ -240,11 +282,13 @@ class BatchPublisher:
             code = str(failure.get("Code", "Unknown"))
             # Throttling can come back marked SenderFault=true and still be transient.
             retryable = not failure.get("SenderFault", False) or code in THROTTLING_CODES
-            log.warning("publish_entry_failed", error=code, retryable=retryable)
-            self._fail(batch[index], code, retryable=retryable)
-        for index, entry in enumerate(batch):
-            if index not in answered:  # never assume success for an entry SQS did not mention
-                self._fail(entry, "MissingFromResponse", retryable=True)
+            log.warning("publish_entry_failed", error=code, retryable=retryable, emails=len(batch[index]))
+            for entry in batch[index]:
+                self._fail(entry, code, retryable=retryable)
+        for index, message in enumerate(batch):
+            if index not in answered:  # never assume success for a message SQS did not mention
+                for entry in message:
+                    self._fail(entry, "MissingFromResponse", retryable=True)
 
     # -- answering --------------------------------------------------------------------------------
 
@@ -355,6 +399,14 @@ class BatchPublisher:
                 self._deadline_timer = None
             self._deadlines.clear()
         log.info("publisher_drained", seconds=round(time.monotonic() - started, 3))
+
+
+def _request_entry(index: int, message: list[_Entry]) -> dict[str, Any]:
+    """One SendMessageBatch entry: a version-2 body; attributes only on a message holding one email."""
+    entry: dict[str, Any] = {"Id": str(index), "MessageBody": pack_body([item.item for item in message])}
+    if len(message) == 1 and message[0].attributes:
+        entry["MessageAttributes"] = message[0].attributes
+    return entry
 
 
 def _answered_index(result: Mapping[str, Any], batch_size: int, answered: set[int]) -> int | None:

@@ -7,7 +7,9 @@ One run, one machine, the same load generator (wrk) for the API and its ceiling:
  4. the consumer against a bare receive -> put -> delete loop, same concurrency, same endpoints;
  5. end-to-end latency (API 200 -> object stored) at a fixed moderate rate;
  6. overload at several times what SQS can absorb: share shed with 503, RSS before and after;
- 7. zero-loss accounting for the whole run.
+ 7. zero-loss accounting for the whole run;
+ 8. what it costs: AWS requests per email from both services' own counters at load, for both storage layouts,
+    and the list-price cost per million 1 KiB emails beside simple designs and Firehose.
 SQS is ElasticMQ, S3 is gofakes3 when installed (moto otherwise), SSM is moto. Everything binds 127.0.0.1.
 """
 
@@ -90,25 +92,23 @@ def sqs_calls(text: str) -> float:
     return sum(metric_value(text, "email_ingest_aws_requests_total", {"operation": op}) for op in SQS_OPERATIONS)
 
 
-def fill_queue(endpoint_url: str, queue_url: str, count: int) -> None:
-    """`count` envelopes like the API's, sent in batches from a few threads."""
+def fill_queue(endpoint_url: str, queue_url: str, count: int, pack: int = 1) -> None:
+    """`count` emails like the API's, `pack` to a message, sent in batches from a few threads."""
     from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
 
     sqs = emulator_client("sqs", endpoint_url)
     now = datetime.now(UTC)
+    messages = [list(range(start, min(start + pack, count))) for start in range(0, count, pack)]
 
-    def send(start: int) -> None:
+    def send(first: int) -> None:
         entries = [
-            {
-                "Id": str(i),
-                "MessageBody": envelope_body(f"bench-{start + i}", now),
-            }
-            for i in range(min(10, count - start))
+            {"Id": str(i), "MessageBody": envelope_body([f"bench-{n}" for n in numbers], now)}
+            for i, numbers in enumerate(messages[first : first + 10])
         ]
         sqs.send_message_batch(QueueUrl=queue_url, Entries=entries)
 
     with ThreadPoolExecutor(8) as pool:
-        list(pool.map(send, range(0, count, 10)))
+        list(pool.map(send, range(0, len(messages), 10)))
 
 
 def queue_empty(endpoint_url: str, queue_url: str) -> bool:
@@ -161,9 +161,10 @@ async def open_loop(url: str, token: str, rate: float, seconds: float) -> dict[s
 def stored_times(log_text: str) -> dict[str, float]:
     times: dict[str, float] = {}
     for line in log_text.splitlines():
-        if '"event":"email_stored"' in line:
+        if '"event":"emails_stored"' in line:
             record = json.loads(line)
-            times.setdefault(record["email_id"], datetime.fromisoformat(record["ts"]).timestamp())
+            for email_id in record["email_ids"]:
+                times.setdefault(email_id, datetime.fromisoformat(record["ts"]).timestamp())
     return times
 
 
@@ -335,10 +336,12 @@ class Drain:
     metrics: str
 
 
-def drain_backlog(bench: Bench, count: int, what: str, consumer_env: dict[str, str] | None = None) -> Drain:
-    """Puts `count` messages in the consumer's queue, runs our consumer (with `consumer_env` on top of the
-    bench's) until the queue is empty, and stops it."""
-    fill_queue(bench.sqs_url, bench.consumer_queue, count)
+def drain_backlog(
+    bench: Bench, count: int, what: str, consumer_env: dict[str, str] | None = None, *, pack: int = 1
+) -> Drain:
+    """Puts `count` emails (`pack` to a message) in the consumer's queue, runs our consumer (with `consumer_env` on
+    top of the bench's) until the queue is empty, and stops it."""
+    fill_queue(bench.sqs_url, bench.consumer_queue, count, pack)
     environment = bench.stack.config.consumer_env
     saved = dict(environment)
     environment.update(consumer_env or {})
@@ -403,33 +406,36 @@ def consumers(bench: Bench) -> float:
 BATCHED_ENV = {"STORAGE_LAYOUT": "batched", "BATCH_MAX_SECONDS": "5", "CONSUMER_MAX_IN_FLIGHT": "10000"}
 
 
-def batched_consumer(bench: Bench, per_email_cpu: float) -> None:
+def batched_consumer(bench: Bench, per_email_cpu: float, *, pack: int = 1) -> None:
     """4b. the consumer in the batched layout on the same backlog, beside section 4's per-email figures: CPU and
-    S3 PUTs per stored email (goals: at most 0.25 ms and 0.001)."""
+    S3 PUTs per stored email (goals: at most 0.25 ms and 0.001). 4c: the same with the emails packed `pack` to a
+    message, as the API packs them at load."""
     count = bench.args.consumer_messages
-    print(f"4b. consumer, batched layout: {count} messages", flush=True)
-    batched = drain_backlog(bench, count, "the batched consumer to drain", BATCHED_ENV)
+    section = "4b batched" if pack == 1 else "4c batched"
+    print(f"{section.split(maxsplit=1)[0]}. consumer, batched layout: {count} emails, {pack} to a message", flush=True)
+    batched = drain_backlog(bench, count, "the batched consumer to drain", BATCHED_ENV, pack=pack)
     text, cpu, drained = batched.metrics, batched.cpu_seconds, batched.seconds
     stored = metric_value(text, "email_ingest_consumer_emails_stored_total")
     puts = metric_value(text, "email_ingest_aws_requests_total", {"service": "s3", "operation": "PutObject"})
     batches = metric_value(text, "email_ingest_consumer_batches_total", {"result": "written"})
     report = bench.report
     report.add(
-        "4b batched",
-        "CPU per stored email (us; goal <= 250)",
+        section,
+        f"CPU per stored email, {pack} per message (us; goal <= 250)",
         fmt(cpu / stored * 1e6, 1) if stored else "-",
         f"{fmt(per_email_cpu * 1e6, 1)} per-email",
     )
     report.add(
-        "4b batched",
+        section,
         "S3 PUTs per stored email (goal <= 0.001)",
         f"{puts / stored:.5f}" if stored else "-",
         "1 per-email",
     )
-    report.add("4b batched", "emails per batch", fmt(stored / batches, 0) if batches else "-", "")
+    report.add(section, "emails per batch", fmt(stored / batches, 0) if batches else "-", "")
     report.notes.append(
-        f"batched: {int(stored)} emails in {int(batches)} batches ({int(puts)} PUTs) in {drained:.1f} s, "
-        f"BATCH_MAX_SECONDS={BATCHED_ENV['BATCH_MAX_SECONDS']} (the drain includes the last batch's wait)"
+        f"batched, {pack} per message: {int(stored)} emails in {int(batches)} batches ({int(puts)} PUTs) in "
+        f"{drained:.1f} s, BATCH_MAX_SECONDS={BATCHED_ENV['BATCH_MAX_SECONDS']} (the drain includes the last "
+        "batch's wait)"
     )
 
 
@@ -666,12 +672,116 @@ def accounting(bench: Bench, api_urls: tuple[str, ...]) -> tuple[str, bool]:
     return line, missing == 0 and objects == distinct
 
 
+# List prices, us-east-1, as stated on the AWS pricing pages on 2026-11-27 (the issue quotes the S3 and Firehose ones):
+PRICE_SQS_REQUEST = 0.40 / 1e6  # standard queue, per request (each 64 KiB chunk of a payload is one)
+PRICE_S3_PUT = 0.005 / 1000  # S3 Standard PUT, COPY, POST, LIST
+PRICE_KMS_REQUEST = 0.03 / 10_000
+PRICE_SSM_GET = 0.0  # standard parameters, standard throughput: GetParameter* are free
+PRICE_FIREHOSE_GB = 0.029  # Direct PUT ingestion, first 500 TB/month, each record rounded up to 5 KB
+COST_EMAIL_CONTENT = "x" * 1024  # a 1 KiB email
+
+
+COST_RUNS = (("per-email", 5), ("batched", 5), ("batched", 50))  # (STORAGE_LAYOUT, PUBLISH_LINGER_MS)
+
+
+def costs(bench: Bench) -> bool:
+    """8. what it costs: an API at load with 1 KiB emails, drained by a fresh consumer in each storage layout (and
+    the batched one again with a longer publish linger); AWS requests per stored email from both services' own
+    counters, and the list-price cost per million emails beside simple designs and Firehose. Returns whether every
+    accepted email was stored."""
+    print("8. costs", flush=True)
+    report = bench.report
+    report.add("8 costs", "anchor: simple design, $ per million 1 KiB emails", "", _simple_design_cost())
+    report.add("8 costs", "anchor: Amazon Data Firehose, $ per million", "", _firehose_cost())
+    ok = True
+    for layout, linger_ms in COST_RUNS:
+        ok = _cost_run(bench, layout, linger_ms) and ok
+    report.notes.append(
+        "costs: list prices us-east-1 on 2026-11-27: SQS $0.40 per million requests (each 64 KiB of payload one), "
+        "S3 PUT $0.005 per 1,000, KMS $0.03 per 10,000, SSM standard GetParameter* free, Firehose $0.029 per GB "
+        "with records rounded up to 5 KB; storage (GB-month) and data transfer left out, the same for every design; "
+        "SQS with SSE-SQS (no KMS), S3 with SSE-KMS and a bucket key (KMS calls per bucket key, not per object)"
+    )
+    return ok
+
+
+def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
+    args, report, stack = bench.args, bench.report, bench.stack
+    for process in (stack.api, stack.consumer):  # fresh processes: their counters are this run's alone
+        if process is not None:
+            process.stop()
+    saved_api, saved_consumer = dict(stack.config.api_env), dict(stack.config.consumer_env)
+    stack.config.api_env["PUBLISH_LINGER_MS"] = str(linger_ms)
+    stack.config.consumer_env.update(BATCHED_ENV if layout == "batched" else {})
+    try:
+        api_process = stack.start_api()
+        stack.start_consumer()
+    finally:
+        stack.config.api_env.clear()
+        stack.config.api_env.update(saved_api)
+        stack.config.consumer_env.clear()
+        stack.config.consumer_env.update(saved_consumer)
+    script = lua_script(payload(TOKEN, COST_EMAIL_CONTENT))
+    load = run_wrk(f"{stack.api_url}/api/email", script, pid=api_process.pid, seconds=args.seconds,
+                   connections=args.connections)  # fmt: skip
+    api_text = scrape(stack.api_url)
+    accepted = metric_value(api_text, "email_ingest_api_emails_accepted_total")
+
+    def stored_all() -> bool:
+        return metric_value(scrape(stack.consumer_url), "email_ingest_consumer_emails_stored_total") >= accepted
+
+    wait(stored_all, 300, f"the {layout} consumer to store every accepted email", 0.5)
+    bench.drain(60, "the queue to empty", 0.2)
+    text = scrape(stack.consumer_url)
+    stored = metric_value(text, "email_ingest_consumer_emails_stored_total")
+    sends = metric_value(api_text, "email_ingest_aws_billed_requests_total", {"operation": "SendMessageBatch"})
+    consumer_sqs = metric_value(text, "email_ingest_aws_billed_requests_total", {"service": "sqs"})
+    ssm = metric_value(api_text, "email_ingest_aws_requests_total", {"service": "ssm"})
+    puts = metric_value(text, "email_ingest_aws_requests_total", {"service": "s3", "operation": "PutObject"})
+    packed = metric_value(api_text, "email_ingest_publisher_message_emails_sum") / max(
+        1.0, metric_value(api_text, "email_ingest_publisher_message_emails_count")
+    )
+    per_call = accepted / max(1.0, metric_value(api_text, "email_ingest_publisher_batch_emails_count"))
+    sqs_per_email = (sends + consumer_sqs) / stored
+    # KMS: S3 with a bucket key asks KMS for a data key per bucket key, not per object: about zero per email at load.
+    cost = (sqs_per_email * PRICE_SQS_REQUEST + puts / stored * PRICE_S3_PUT + ssm / stored * PRICE_SSM_GET) * 1e6
+    section = f"8 {layout}, {linger_ms} ms"
+    report.add(section, "API: requests/s; emails per message; per SendMessageBatch",
+               f"{fmt(load.rps)}; {packed:.1f}; {per_call:.1f}", f"p99 {load.p99_ms:.0f} ms")  # fmt: skip
+    report.add(section, "SQS billed requests per email (goal <= 0.05)", f"{sqs_per_email:.4f}",
+               f"send {sends / stored:.4f}, consumer {consumer_sqs / stored:.4f}")  # fmt: skip
+    report.add(section, "S3 PUTs, SSM, KMS requests per email", f"{puts / stored:.4f}, {ssm / stored:.5f}, ~0", "")
+    goal = "goal <= 0.03" if layout == "batched" else "its PUTs: 5.00"
+    report.add(section, f"$ per million 1 KiB emails ({goal})", f"{cost:.4f}", "")
+    report.notes.append(
+        f"costs, {layout}, PUBLISH_LINGER_MS={linger_ms}: {int(accepted)} accepted, {int(stored)} stored; "
+        f"{int(sends)} billed sends, {int(consumer_sqs)} billed consumer SQS requests, {int(puts)} PUTs, "
+        f"{int(ssm)} SSM calls"
+    )
+    return stored == accepted
+
+
+def _simple_design_cost() -> str:
+    """One SendMessage, one ReceiveMessage, one DeleteMessage and one PutObject per email."""
+    return f"{(3 * PRICE_SQS_REQUEST + PRICE_S3_PUT) * 1e6:.2f}"
+
+
+def _firehose_cost() -> str:
+    return f"{1e6 * 5_000 / 1e9 * PRICE_FIREHOSE_GB:.3f}"
+
+
+def _delta(before: str, after: str, name: str, labels: dict[str, str] | None = None) -> float:
+    return metric_value(after, name, labels) - metric_value(before, name, labels)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--consumer-messages", type=int, default=5000, help="backlog drained by each consumer")
     parser.add_argument("--rate", type=float, default=200, help="requests/s of the end-to-end latency run")
+    parser.add_argument("--pack", type=int, default=50, help="emails per message in section 4c's backlog")
+    parser.add_argument("--costs-only", action="store_true", help="run section 8 alone")
     parser.add_argument("--overload-connections", type=int, default=1024)
     parser.add_argument("--write", type=Path, help="append the table to this markdown file")
     args = parser.parse_args(argv)
@@ -684,16 +794,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logs in {work}", flush=True)
     with ExitStack() as cleanup:
         bench = start(args, report, work, cleanup)
-        # The sections run in this order, not in their numbers': the consumers are measured before the API fills
-        # the queue, and section 3 counts the SQS calls of section 2's emails.
-        bare = ceiling(bench)
-        per_email_cpu = consumers(bench)
-        batched_consumer(bench, per_email_cpu)
-        api_run = api(bench, bare)
-        sqs_requests_per_email(bench, api_run)
-        end_to_end(bench, api_run)
-        overload_url = overload(bench)
-        line, ok = accounting(bench, (bench.stack.api_url, overload_url))
+        if args.costs_only:
+            line, ok = "section 8 alone", costs(bench)
+        else:
+            line, ok = all_sections(bench)
 
     header = (
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {platform.node()}, {psutil.cpu_count()} cores, "
@@ -706,6 +810,21 @@ def main(argv: list[str] | None = None) -> int:
         with args.write.open("a") as out:
             out.write("\n" + text)
     return 0 if ok else 1
+
+
+def all_sections(bench: Bench) -> tuple[str, bool]:
+    # The sections run in this order, not in their numbers': the consumers are measured before the API fills
+    # the queue, and section 3 counts the SQS calls of section 2's emails; section 8 restarts both services.
+    bare = ceiling(bench)
+    per_email_cpu = consumers(bench)
+    batched_consumer(bench, per_email_cpu)
+    batched_consumer(bench, per_email_cpu, pack=bench.args.pack)
+    api_run = api(bench, bare)
+    sqs_requests_per_email(bench, api_run)
+    end_to_end(bench, api_run)
+    overload_url = overload(bench)
+    line, ok = accounting(bench, (bench.stack.api_url, overload_url))
+    return line, costs(bench) and ok
 
 
 def answers(url: str) -> bool:

@@ -31,8 +31,9 @@ async def drain(queue_url: str, bucket: str, pollers: int, expected: int) -> Non
     ):
 
         async def store(message: Any) -> None:
-            body = orjson.loads(message["Body"])
-            await s3.put_object(Bucket=bucket, Key=f"bare/{body['email_id']}.json", Body=message["Body"].encode())
+            # One email per message in this loop's backlog (version 2, one item): stored as the body reads.
+            [email] = orjson.loads(message["Body"])["emails"]
+            await s3.put_object(Bucket=bucket, Key=f"bare/{email['email_id']}.json", Body=message["Body"].encode())
 
         async def poll() -> None:
             nonlocal stored

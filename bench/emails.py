@@ -6,12 +6,13 @@ from datetime import UTC, datetime
 
 from api_service.ids import email_id_for
 from ingest_common.email import Email
-from ingest_common.envelope import Envelope
+from ingest_common.envelope import Envelope, pack_body
 
 CONTENT = ("Just want to say... Happy new year!!! " * 12).strip()
 EMAIL = Email("Happy new year!", "John doe", 1693561101, CONTENT)
 
 
-def envelope_body(request_id: str, received_at: datetime | None = None) -> str:
-    """An SQS message body as the API would publish it, with a fresh email_id."""
-    return Envelope(email_id_for(None), received_at or datetime.now(UTC), request_id, EMAIL).to_body()
+def envelope_body(request_ids: list[str], received_at: datetime | None = None) -> str:
+    """An SQS message body as the API would publish it: one email per request id, each with a fresh email_id."""
+    moment = received_at or datetime.now(UTC)
+    return pack_body([Envelope(email_id_for(None), moment, request_id, EMAIL).to_item() for request_id in request_ids])

@@ -27,7 +27,7 @@ async def load(endpoint_url: str, queue_url: str, batches_per_second: float) -> 
         max_connections=16,
         request_timeout=10.0,
     )
-    entries = [{"Id": str(index), "MessageBody": envelope_body("load")} for index in range(10)]
+    entries = [{"Id": str(index), "MessageBody": envelope_body(["load"])} for index in range(10)]
     in_flight: set[asyncio.Task[Any]] = set()
     began = time.monotonic()
     sent = 0

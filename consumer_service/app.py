@@ -43,7 +43,7 @@ async def aws_adapters(session: aioboto3.Session, app: web.Application) -> Async
     # The writers retry with their own backoff; botocore must not multiply the attempts. Batches are few large
     # PUTs (their messages, up to CONSUMER_MAX_IN_FLIGHT, wait without a connection).
     s3_config = client_config(
-        max_pool_connections=BATCH_WRITE_CONNECTIONS if settings.batched else settings.max_in_flight,
+        max_pool_connections=BATCH_WRITE_CONNECTIONS if settings.batched else settings.s3_max_concurrent_writes,
         read_timeout=30.0,
         max_attempts=1,
     )
@@ -116,6 +116,7 @@ async def build_consumer(
         max_in_flight=settings.max_in_flight,
         metrics=metrics,
         poison_schedule=poison_schedule,
+        receive_fill_seconds=settings.receive_fill_seconds,
     )
 
 
@@ -134,7 +135,13 @@ def email_store(settings: ConsumerSettings, objects: ObjectStore, metrics: Consu
             max_attempts=settings.s3_max_attempts,
             metrics=metrics,
         )
-    return S3Writer(objects, key_prefix=settings.key_prefix, max_attempts=settings.s3_max_attempts, metrics=metrics)
+    return S3Writer(
+        objects,
+        key_prefix=settings.key_prefix,
+        max_attempts=settings.s3_max_attempts,
+        max_concurrent_writes=settings.s3_max_concurrent_writes,
+        metrics=metrics,
+    )
 
 
 def create_app(

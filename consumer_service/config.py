@@ -36,10 +36,12 @@ class ConsumerSettings:
     pollers: int = 4
     max_in_flight: int = 64
     wait_time_seconds: int = 20
+    receive_fill_seconds: float = 0.0
     visibility_timeout_seconds: int = 0  # 0: read from the queue at start-up
     heartbeat_fraction: float = 0.5
     poison_retry_window_seconds: int = 1800
     s3_max_attempts: int = 5
+    s3_max_concurrent_writes: int = 64
     queue_metrics_interval_seconds: float = 15.0
     shutdown_grace_seconds: float = 25.0
     log_level: str = "info"
@@ -87,10 +89,14 @@ class ConsumerSettings:
                 "CONSUMER_MAX_IN_FLIGHT", default_in_flight, minimum=1, maximum=SQS_MAX_IN_FLIGHT_PER_QUEUE
             ),
             wait_time_seconds=env.integer("SQS_WAIT_TIME_SECONDS", 20, minimum=0, maximum=20),
+            receive_fill_seconds=env.number(
+                "RECEIVE_FILL_SECONDS", 1.0 if layout == "batched" else 0.0, minimum=0, maximum=60
+            ),
             visibility_timeout_seconds=env.integer("VISIBILITY_TIMEOUT_SECONDS", 0, minimum=0, maximum=43_200),
             heartbeat_fraction=env.number("HEARTBEAT_FRACTION", 0.5, minimum=0.1, maximum=0.9),
             poison_retry_window_seconds=env.integer("POISON_RETRY_WINDOW_SECONDS", 1800, minimum=1, maximum=43_200),
             s3_max_attempts=env.integer("S3_MAX_ATTEMPTS", 5, minimum=1, maximum=20),
+            s3_max_concurrent_writes=env.integer("S3_MAX_CONCURRENT_WRITES", 64, minimum=1, maximum=1024),
             queue_metrics_interval_seconds=env.number(
                 "QUEUE_METRICS_INTERVAL_SECONDS", 15.0, minimum=0.5, maximum=3600
             ),

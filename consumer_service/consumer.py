@@ -1,9 +1,10 @@
 """The receive side: concurrent long polls feeding a bounded pool of message processors.
 
-A message is deleted only after its email is stored; a poison message is never deleted by us and is
-moved to the DLQ by the queue's redrive policy, no sooner than the poison retry window after its first
-receive (see `PoisonSchedule` and docs/design.md); on drain, long polls are cancelled, work under way
-finishes within the grace period and the rest is released (visibility 0).
+A message is deleted only after every email in it is stored (one, or several in a version-2 pack); a
+poison message is never deleted by us and is moved to the DLQ by the queue's redrive policy, no sooner
+than the poison retry window after its first receive (see `PoisonSchedule` and docs/design.md); on
+drain, long polls are cancelled, work under way finishes within the grace period and the rest is
+released (visibility 0).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from consumer_service.metrics import ConsumerMetrics
 from consumer_service.sqs_queue import Queue
 from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.aws import error_code
-from ingest_common.envelope import Envelope, EnvelopeError, parse_envelope
+from ingest_common.envelope import Envelope, EnvelopeError, parse_message
 from ingest_common.sqs_limits import SQS_MAX_BATCH
 
 log = structlog.get_logger("consumer_service.consumer")
@@ -85,6 +86,7 @@ class Consumer:
         max_in_flight: int,
         metrics: ConsumerMetrics,
         poison_schedule: PoisonSchedule,
+        receive_fill_seconds: float = 0.0,
     ) -> None:
         self._queue = queue
         self._store = store
@@ -95,6 +97,7 @@ class Consumer:
         self._slots = asyncio.BoundedSemaphore(max_in_flight)
         self._metrics = metrics
         self._poison_schedule = poison_schedule
+        self._receive_fill_seconds = receive_fill_seconds
         self._pollers: list[asyncio.Task[None]] = []
         self._processing: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
         self._stopping = False
@@ -144,6 +147,9 @@ class Consumer:
                 task = asyncio.create_task(self._process(message))
                 self._processing[task] = message["ReceiptHandle"]
                 task.add_done_callback(self._processing.pop)
+            if len(messages) < SQS_MAX_BATCH and self._receive_fill_seconds:
+                # SQS bills a receive whatever it returns: a short one means the queue is thin, so let it fill.
+                await asyncio.sleep(self._receive_fill_seconds)
 
     def _observe_receive(self, messages: list[dict[str, Any]]) -> None:
         if not messages:
@@ -159,6 +165,7 @@ class Consumer:
     # -- processing -------------------------------------------------------------------------------
 
     async def _process(self, message: Mapping[str, Any]) -> None:
+        """Stores every email of one message (one, or a version-2 pack), then deletes it; keeps it otherwise."""
         receipt_handle = str(message["ReceiptHandle"])
         message_id = str(message.get("MessageId", ""))
         receive_count = _receive_count(message)
@@ -166,46 +173,59 @@ class Consumer:
         self._metrics.in_flight.inc()
         try:
             try:
-                envelope = parse_envelope(message.get("Body", ""))
+                parsed = parse_message(message.get("Body", ""))
             except EnvelopeError as exc:
                 self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
-                await self._poison(message, exc)
+                await self._poison(receipt_handle, message_id, receive_count, exc)
                 return
             del message  # the batched layout holds thousands of messages: keep no body while waiting for a batch
-            bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
-            received_at = envelope.received_at
-            written = self._store.add(envelope)
-            del envelope
-            try:
-                result = await written
-            except StoreFailed:
-                bound.error("store_failed_message_kept", receive_count=receive_count)
+            self._metrics.message_emails.observe(len(parsed.envelopes) + len(parsed.invalid))
+            email_ids = [envelope.email_id for envelope in parsed.envelopes]
+            request_ids = [envelope.request_id for envelope in parsed.envelopes]
+            received = [envelope.received_at for envelope in parsed.envelopes]
+            writes = [self._store.add(envelope) for envelope in parsed.envelopes]
+            invalid = parsed.invalid
+            del parsed
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+            for outcome in failed:
+                if not isinstance(outcome, StoreFailed):
+                    raise outcome
+            bound = log.bind(message_id=message_id, email_ids=email_ids, request_ids=request_ids)
+            if failed:  # every email must be stored before the message goes: it comes back for the others
+                bound.error("store_failed_message_kept", receive_count=receive_count, failed=len(failed))
                 return
-            stored_after = (datetime.now(UTC) - received_at).total_seconds()
-            self._metrics.end_to_end.observe(max(0.0, stored_after))
-            self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
+            now = datetime.now(UTC)
+            for received_at in received:
+                self._metrics.end_to_end.observe(max(0.0, (now - received_at).total_seconds()))
+            self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted (or left as poison)
+            if invalid:
+                # The valid emails are stored; the message is kept for the one(s) this consumer cannot read, and
+                # reaches the DLQ whole (docs/design.md, "Packed messages").
+                bound.warning("packed_message_partly_stored", stored=len(email_ids), invalid=len(invalid))
+                await self._poison(receipt_handle, message_id, receive_count, invalid[0])
+                return
             deleted = await self._deleter.delete(receipt_handle)
-            bound.info("email_stored", result=result.value, deleted=deleted)
+            bound.info("emails_stored", results=_count_results(outcomes), deleted=deleted)
         finally:
             self._heartbeat.untrack(tracked)
             self._metrics.in_flight.dec()
             self._slots.release()
 
-    async def _poison(self, message: Mapping[str, Any], exc: EnvelopeError) -> None:
+    async def _poison(self, receipt_handle: str, message_id: str, receive_count: int, exc: EnvelopeError) -> None:
         """Left to the redrive policy: never deleted here, made visible again with a growing delay."""
-        receive_count = _receive_count(message)
         self._metrics.poison[exc.reason].inc()
         delay = self._poison_schedule.delay_seconds(receive_count)
         log.error(
             "poison_message",
-            message_id=message.get("MessageId"),
+            message_id=message_id,
             reason=exc.reason,
             detail=exc.detail[:300],
             receive_count=receive_count,
             visible_again_in_seconds=delay,
         )
         try:
-            await self._queue.change_visibility(str(message["ReceiptHandle"]), delay)
+            await self._queue.change_visibility(receipt_handle, delay)
         except Exception as change_error:  # it comes back after the queue's visibility timeout instead
             log.warning("poison_visibility_change_failed", error=error_code(change_error))
 
@@ -238,6 +258,14 @@ class Consumer:
             seconds=round(time.monotonic() - started, 3),
             released=len(released),
         )
+
+
+def _count_results(outcomes: list[StoreResult | BaseException]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        if isinstance(outcome, StoreResult):
+            counts[outcome.value] = counts.get(outcome.value, 0) + 1
+    return counts
 
 
 def _receive_count(message: Mapping[str, Any]) -> int:

@@ -10,6 +10,12 @@ class ConsumerMetrics:
         self.received = Counter(
             "email_ingest_consumer_messages_received_total", "Messages received from SQS.", registry=registry
         )
+        self.message_emails = Histogram(
+            "email_ingest_consumer_message_emails",
+            "Emails per received message (more than one: a version-2 pack), invalid ones included.",
+            registry=registry,
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+        )
         receives = Counter(
             "email_ingest_consumer_receives_total",
             "ReceiveMessage calls by result.",

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 import structlog
 
 from ingest_common.aws import AwsCallMetrics
+from ingest_common.sqs_limits import messages_payload_bytes, sqs_billed_requests
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.client import SQSClient
@@ -67,8 +68,17 @@ class SqsQueue:
         if visibility_timeout_seconds:
             self._receive_options["VisibilityTimeout"] = visibility_timeout_seconds
 
-    async def _call(self, operation: str, method: Callable[..., Any], **arguments: Any) -> Any:
-        return await self._aws.call("sqs", operation, partial(method, **arguments))
+    async def _call(
+        self,
+        operation: str,
+        method: Callable[..., Any],
+        *,
+        payload: Callable[[Any], int] | None = None,
+        **arguments: Any,
+    ) -> Any:
+        response = await self._aws.call("sqs", operation, partial(method, **arguments))
+        self._aws.bill("sqs", operation, sqs_billed_requests(payload(response) if payload else 0))
+        return response
 
     async def receive(self, count: int) -> Mapping[str, Any]:
         response: Mapping[str, Any] = await self._call(
@@ -78,6 +88,7 @@ class SqsQueue:
             MaxNumberOfMessages=count,
             MessageSystemAttributeNames=_RECEIVE_SYSTEM_ATTRIBUTES,
             MessageAttributeNames=["All"],
+            payload=lambda response: messages_payload_bytes(response.get("Messages", ())),
             **self._receive_options,
         )
         return response

@@ -44,14 +44,17 @@ class S3Writer:
         key_prefix: str,
         max_attempts: int,
         metrics: ConsumerMetrics,
+        max_concurrent_writes: int = 64,
     ) -> None:
         self._store = store
+        # A packed message brings up to hundreds of emails at once: the puts, not the messages, are bounded.
+        self._writes = asyncio.Semaphore(max_concurrent_writes)
         self._prefix = key_prefix
         self._max_attempts = max_attempts
         self._metrics = metrics
 
     async def room(self) -> None:
-        """Always room: each email is written by the task that received it, within CONSUMER_MAX_IN_FLIGHT."""
+        """Always room: emails are written as they arrive (CONSUMER_MAX_IN_FLIGHT, S3_MAX_CONCURRENT_WRITES)."""
 
     def add(self, envelope: Envelope) -> Awaitable[StoreResult]:
         return self.store(envelope)
@@ -63,6 +66,10 @@ class S3Writer:
         """Nothing to write on close: every email is written by the task that received it."""
 
     async def store(self, envelope: Envelope) -> StoreResult:
+        async with self._writes:
+            return await self._store_now(envelope)
+
+    async def _store_now(self, envelope: Envelope) -> StoreResult:
         key = envelope.s3_key(self._prefix)
         body = envelope.stored_object()
         for attempt in range(1, self._max_attempts + 1):

@@ -93,6 +93,12 @@ class AwsCallMetrics:
             registry=registry,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25),
         )
+        self.billed = Counter(
+            "email_ingest_aws_billed_requests_total",
+            "Successful AWS calls as AWS bills them: SQS counts each started 64 KiB of a call's payload as one.",
+            ["service", "operation"],
+            registry=registry,
+        )
         self._children: dict[tuple[str, ...], Any] = {}
 
     def _child(self, metric: Counter | Histogram, *labels: str) -> Any:
@@ -105,6 +111,9 @@ class AwsCallMetrics:
     def record(self, service: str, operation: str, seconds: float, *, ok: bool) -> None:
         self._child(self.requests, service, operation, "success" if ok else "error").inc()
         self._child(self.duration, service, operation).observe(seconds)
+
+    def bill(self, service: str, operation: str, requests: int) -> None:
+        self._child(self.billed, service, operation).inc(requests)
 
     async def call(self, service: str, operation: str, request: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()

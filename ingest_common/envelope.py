@@ -1,12 +1,16 @@
 """The SQS message envelope: the one contract between the API and the consumer (docs/contract.md).
 
-Version 1 body:
-    {"v": 1, "email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str, "email": {...}}
+Version 2 body (what the API writes): one or more emails, packed while requests wait together:
+    {"v": 2, "emails": [{"email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str,
+                         "email": {...}}, ...]}
+Version 1 body (an API before packing; the consumer still reads it during a rolling deploy):
+    {"v": 1, "email_id": str, "received_at": "...", "request_id": str, "email": {...}}
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final, TypeGuard
@@ -24,9 +28,16 @@ from ingest_common.email import (
 )
 from ingest_common.sqs_limits import message_payload_bytes
 
-ENVELOPE_VERSION: Final = 1
+ENVELOPE_VERSION: Final = 2
+READABLE_VERSIONS: Final = (1, 2)
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
-_ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email"})
+_ITEM_KEYS: Final = frozenset({"email_id", "received_at", "request_id", "email"})
+_V1_KEYS: Final = _ITEM_KEYS | {"v"}
+_V2_KEYS: Final = frozenset({"v", "emails"})
+_PACK_HEAD: Final = b'{"v":2,"emails":['
+_PACK_TAIL: Final = b"]}"
+PACK_OVERHEAD_BYTES: Final = len(_PACK_HEAD) + len(_PACK_TAIL)
+"""The bytes a version-2 body adds around its items; each item after the first adds one more (a comma)."""
 _MAX_ID_CHARS: Final = 128
 
 # SQS refuses these code points in a message body; JSON leaves them raw, so we escape them ourselves.
@@ -65,16 +76,25 @@ class Envelope:
     request_id: str
     email: Email
 
+    def _fields(self) -> dict[str, object]:
+        return {
+            "email_id": self.email_id,
+            "received_at": format_timestamp(self.received_at),
+            "request_id": self.request_id,
+            "email": self.email.as_dict(),
+        }
+
+    def to_item(self) -> bytes:
+        """This email as one element of a version-2 body (see `pack_body`): SQS-safe JSON bytes."""
+        return sqs_safe_json(self._fields())
+
     def to_body(self) -> str:
-        return sqs_safe_json(
-            {
-                "v": ENVELOPE_VERSION,
-                "email_id": self.email_id,
-                "received_at": format_timestamp(self.received_at),
-                "request_id": self.request_id,
-                "email": self.email.as_dict(),
-            }
-        ).decode("utf-8")
+        """A version-2 body holding only this email."""
+        return pack_body([self.to_item()])
+
+    def to_v1_body(self) -> str:
+        """The version-1 body an API before packing sent: what a rolling deploy still has in flight."""
+        return sqs_safe_json({"v": 1, **self._fields()}).decode("utf-8")
 
     def stored_object(self) -> bytes:
         """The JSON document written to S3."""
@@ -94,6 +114,12 @@ class Envelope:
         """
         day = datetime.fromtimestamp(self.email.timestream, tz=UTC)
         return f"{prefix}{day:%Y/%m/%d}/{self.email_id}.json"
+
+
+def pack_body(items: Sequence[bytes]) -> str:
+    """A version-2 body of items made by `Envelope.to_item`: its UTF-8 size is
+    PACK_OVERHEAD_BYTES + the items' sizes + one comma between each two."""
+    return (_PACK_HEAD + b",".join(items) + _PACK_TAIL).decode("utf-8")
 
 
 def largest_message_bytes() -> int:
@@ -116,7 +142,7 @@ def largest_message_bytes() -> int:
         ),
     )
     attributes = {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": worst.request_id}}
-    return message_payload_bytes(worst.to_body(), attributes)
+    return max(message_payload_bytes(body, attributes) for body in (worst.to_body(), worst.to_v1_body()))
 
 
 def _parse_timestamp(value: object) -> datetime | None:
@@ -133,8 +159,22 @@ def _is_identifier(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS and value.isprintable()
 
 
-def parse_envelope(body: str | bytes) -> Envelope:
-    """Parses and validates an envelope; raises EnvelopeError (never anything else) when it is not one."""
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """The emails of one SQS message, and the problems of those in it that are not valid (version 2 only)."""
+
+    envelopes: list[Envelope]
+    invalid: list[EnvelopeError]
+
+
+def parse_message(body: str | bytes) -> ParsedMessage:
+    """Reads a version-1 or version-2 body.
+
+    Raises EnvelopeError (never anything else) when the message as a whole is unreadable: not JSON, not an
+    envelope, an unknown version, or a version-1 email that is not valid. In a version-2 body each email is
+    judged alone: the valid ones are returned beside the problems of the others, so one bad email never
+    takes the good ones of its message down with it (docs/design.md, "Packed messages").
+    """
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -142,19 +182,42 @@ def parse_envelope(body: str | bytes) -> Envelope:
     if not isinstance(document, dict):
         raise EnvelopeError("invalid_envelope", "the body is not a JSON object")
     version = document.get("v")
-    if version != ENVELOPE_VERSION or isinstance(version, bool):
-        raise EnvelopeError("unsupported_version", f"envelope version {version!r} is not {ENVELOPE_VERSION}")
-    unknown = set(document) - _ENVELOPE_KEYS
+    if isinstance(version, bool) or version not in READABLE_VERSIONS:
+        raise EnvelopeError("unsupported_version", f"envelope version {version!r} is not one of {READABLE_VERSIONS}")
+    if version == 1:
+        return ParsedMessage([_parse_item(document, _V1_KEYS, "")], [])
+    unknown = set(document) - _V2_KEYS
     if unknown:
         raise EnvelopeError("invalid_envelope", f"unknown keys {sorted(unknown)}")
+    items = document.get("emails")
+    if not isinstance(items, list) or not items:
+        raise EnvelopeError("invalid_envelope", "'emails' is not a non-empty list")
+    envelopes: list[Envelope] = []
+    invalid: list[EnvelopeError] = []
+    for index, item in enumerate(items):
+        try:
+            envelopes.append(_parse_item(item, _ITEM_KEYS, f"/emails/{index}"))
+        except EnvelopeError as exc:
+            invalid.append(exc)
+    return ParsedMessage(envelopes, invalid)
+
+
+def _parse_item(document: object, allowed_keys: frozenset[str], pointer: str) -> Envelope:
+    if not isinstance(document, dict):
+        raise EnvelopeError("invalid_envelope", f"{pointer or '/'} is not a JSON object")
+    unknown = set(document) - allowed_keys
+    if unknown:
+        raise EnvelopeError("invalid_envelope", f"{pointer or '/'} has unknown keys {sorted(unknown)}")
     email_id = document.get("email_id")
     request_id = document.get("request_id")
     received_at = _parse_timestamp(document.get("received_at"))
     if not _is_identifier(email_id) or not _is_identifier(request_id) or received_at is None:
-        raise EnvelopeError("invalid_envelope", "email_id, request_id or received_at is missing or malformed")
+        raise EnvelopeError(
+            "invalid_envelope", f"{pointer or '/'}: email_id, request_id or received_at is missing or malformed"
+        )
     if "/" in email_id or email_id in {".", ".."}:
-        raise EnvelopeError("invalid_envelope", "email_id is not usable as an object name")
-    email, errors = parse_email(document.get("email"), pointer_prefix="/email", check_characters=False)
+        raise EnvelopeError("invalid_envelope", f"{pointer or '/'}: email_id is not usable as an object name")
+    email, errors = parse_email(document.get("email"), pointer_prefix=f"{pointer}/email", check_characters=False)
     if email is None:
         raise EnvelopeError("invalid_envelope", _describe(errors))
     return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email)

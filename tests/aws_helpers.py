@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
 import orjson
 
 from devstack.bootstrap import emulator_client
+
+
+def emails_of(body: str) -> list[dict[str, Any]]:
+    """The envelope items of a message body, version 2 (a pack) or 1 (one email)."""
+    document = json.loads(body)
+    return list(document["emails"]) if document.get("v") == 2 else [document]
+
+
+def receive_emails(
+    endpoint_url: str, queue_url: str, *, expected: int, timeout: float = 30.0
+) -> list[tuple[str, dict[str, Any]]]:
+    """(MessageId, envelope item) of every email in the queue's messages, once `expected` emails arrived."""
+    emails: list[tuple[str, dict[str, Any]]] = []
+    deadline = time.monotonic() + timeout
+    while len(emails) < expected and time.monotonic() < deadline:
+        for message in receive_all(endpoint_url, queue_url, expected=1, timeout=max(0.1, deadline - time.monotonic())):
+            emails.extend((message["MessageId"], item) for item in emails_of(message["Body"]))
+    return emails
 
 
 def receive_all(

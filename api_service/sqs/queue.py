@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from api_service.sqs.json_client import SqsJsonClient
 from ingest_common.aws import AwsCallMetrics
+from ingest_common.sqs_limits import messages_payload_bytes, sqs_billed_requests
 
 
 class SendQueue(Protocol):
@@ -23,6 +24,8 @@ class SqsQueue:
         self._aws = aws_metrics
 
     async def send_batch(self, entries: list[dict[str, Any]]) -> Mapping[str, Any]:
-        return await self._aws.call(
+        response = await self._aws.call(
             "sqs", "SendMessageBatch", partial(self._client.send_message_batch, self._url, entries)
         )
+        self._aws.bill("sqs", "SendMessageBatch", sqs_billed_requests(messages_payload_bytes(entries, "MessageBody")))
+        return response

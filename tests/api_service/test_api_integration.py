@@ -16,7 +16,7 @@ from api_service.app import create_app
 from devstack.bootstrap import Resources, emulator_client
 from devstack.metrics_text import metric_value
 from devstack.processes import free_port
-from tests.aws_helpers import receive_all, seed_payload
+from tests.aws_helpers import receive_all, receive_emails, seed_payload
 from tests.support.api import Api, api_settings_for, assert_problem, post_email
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
@@ -40,8 +40,9 @@ async def test_seed_example_is_published_with_its_envelope(
     [message] = receive_all(sqs_endpoint, aws_resources.queue_url, expected=1)
     assert message["MessageId"] == body["message_id"]
     assert message["MessageAttributes"]["request_id"]["StringValue"] == "trace-123"
-    envelope = json.loads(message["Body"])
-    assert envelope["v"] == 1
+    document = json.loads(message["Body"])
+    assert document["v"] == 2 and set(document) == {"v", "emails"}
+    [envelope] = document["emails"]
     assert envelope["email_id"] == body["email_id"]
     assert envelope["request_id"] == "trace-123"
     assert envelope["email"] == {
@@ -101,11 +102,10 @@ async def test_concurrent_requests_share_batches(
     metrics = await (await api.get("/metrics")).text()
     calls = metric_value(metrics, "email_ingest_aws_requests_total", {"operation": "SendMessageBatch"})
     assert calls <= 15, f"{calls} SendMessageBatch calls for 100 emails"
-    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=100)
-    assert sorted(message["MessageId"] for message in messages) == sorted(body["message_id"] for _, _, body in results)
-    assert sorted(json.loads(m["Body"])["email"]["email_content"] for m in messages) == sorted(
-        f"n{i}" for i in range(100)
-    )
+    emails = receive_emails(sqs_endpoint, aws_resources.queue_url, expected=100)
+    assert sorted(message_id for message_id, _ in emails) == sorted(body["message_id"] for _, _, body in results)
+    assert sorted(item["email"]["email_content"] for _, item in emails) == sorted(f"n{i}" for i in range(100))
+    assert len({message_id for message_id, _ in emails}) < 100, "concurrent requests share messages"
 
 
 async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
@@ -119,8 +119,8 @@ async def test_overload_sheds_with_503_and_every_200_is_in_sqs(
     assert len(accepted) + len(shed) == 60
     assert shed, "some requests must be shed"
     assert all(headers["Retry-After"] == "1" for headers in shed)
-    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=len(accepted))
-    assert sorted(message["MessageId"] for message in messages) == sorted(accepted)
+    emails = receive_emails(sqs_endpoint, aws_resources.queue_url, expected=len(accepted))
+    assert sorted(message_id for message_id, _ in emails) == sorted(accepted)
 
 
 async def test_token_rotation_without_restart(

@@ -14,7 +14,7 @@ import pytest
 from devstack.bootstrap import StackNames
 from devstack.emulator import MotoServer
 from devstack.stack import DevStack, StackConfig
-from tests.aws_helpers import receive_all, seed_payload
+from tests.aws_helpers import receive_emails, seed_payload
 from tests.support.api import post
 
 
@@ -68,8 +68,8 @@ def test_sigterm_answers_every_accepted_request_and_exits_0(
         assert accepted, "requests in flight at SIGTERM are answered, not dropped"
         assert all(status in {200, 503, 0} for status, _ in results), results
         assert stack.resources is not None
-        in_queue = receive_all(stack.endpoint_url, stack.resources.queue_url)
-        assert sorted(message["MessageId"] for message in in_queue) == sorted(accepted)
+        in_queue = receive_emails(stack.endpoint_url, stack.resources.queue_url, expected=len(accepted))
+        assert sorted(message_id for message_id, _ in in_queue) == sorted(accepted)
         log = stack.api.log_text()
         assert '"event":"publisher_drained"' in log
         assert '"event":"stopped"' in log

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -19,7 +18,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from api_service.app import create_app
 from devstack.bootstrap import Resources
 from devstack.metrics_text import metric_value
-from tests.aws_helpers import receive_all, seed_payload
+from tests.aws_helpers import emails_of, receive_emails, seed_payload
 from tests.support.api import api_settings_for
 
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
@@ -91,7 +90,9 @@ async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowled
     proxy, proxy_url = failing_proxy
     proxy.code, proxy.sender_fault = code, sender_fault
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
-    api = await aiohttp_client(create_app(api_settings_for(aws_resources, publish_linger_seconds=0.02)))
+    # Small packs, so that a call holds several messages and the proxy has one to refuse.
+    settings = api_settings_for(aws_resources, publish_linger_seconds=0.02, publish_max_message_bytes=1024)
+    api = await aiohttp_client(create_app(settings))
 
     async def post(index: int) -> tuple[int, dict[str, Any]]:
         response = await api.post("/api/email", json=seed_payload(api_token, email_content=f"m{index}"))
@@ -99,14 +100,13 @@ async def test_failed_entries_are_retried_and_only_accepted_emails_are_acknowled
 
     results = await asyncio.gather(*(post(index) for index in range(30)))
     assert [status for status, _ in results] == [200] * 30
-    assert len(proxy.refused_bodies) == 3, "the proxy must have refused entries for the test to mean anything"
-    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=30)
-    assert sorted(m["MessageId"] for m in messages) == sorted(body["message_id"] for _, body in results)
-    assert sorted(json.loads(m["Body"])["email"]["email_content"] for m in messages) == sorted(
-        f"m{index}" for index in range(30)
-    )
+    assert proxy.refused_bodies, "the proxy must have refused a message for the test to mean anything"
+    emails = receive_emails(sqs_endpoint, aws_resources.queue_url, expected=30)
+    assert sorted(message_id for message_id, _ in emails) == sorted(body["message_id"] for _, body in results)
+    assert sorted(item["email"]["email_content"] for _, item in emails) == sorted(f"m{index}" for index in range(30))
+    refused_emails = sum(len(emails_of(body)) for body in proxy.refused_bodies)
     metrics = await (await api.get("/metrics")).text()
-    assert metric_value(metrics, "email_ingest_publisher_retries_total") == 3
+    assert metric_value(metrics, "email_ingest_publisher_retries_total") == refused_emails, "each refused email"
 
 
 @pytest.mark.parametrize("sqs_endpoint", ["moto"], indirect=True)
@@ -122,14 +122,19 @@ async def test_a_permanently_refused_entry_is_a_503_and_is_not_in_sqs(
     proxy, proxy_url = failing_proxy
     proxy.failures_left, proxy.code, proxy.sender_fault = 1, "InvalidMessageContents", True
     monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", proxy_url)
-    api = await aiohttp_client(create_app(api_settings_for(aws_resources, publish_linger_seconds=0.05)))
+    settings = api_settings_for(aws_resources, publish_linger_seconds=0.05, publish_max_message_bytes=1024)
+    api = await aiohttp_client(create_app(settings))
     responses = await asyncio.gather(
         *(api.post("/api/email", json=seed_payload(api_token, email_content=f"p{i}")) for i in range(5))
     )
+    [refused_body] = proxy.refused_bodies
+    refused_contents = {item["email"]["email_content"] for item in emails_of(refused_body)}
+    # A refused message fails every email in it, and only those.
     statuses = sorted(response.status for response in responses)
-    assert statuses == [200, 200, 200, 200, 503]
+    assert statuses == [200] * (5 - len(refused_contents)) + [503] * len(refused_contents)
+    assert 0 < len(refused_contents) < 5
     refused = next(r for r in responses if r.status == 503)
     assert refused.headers["Retry-After"]
-    messages = receive_all(sqs_endpoint, aws_resources.queue_url, expected=4)
-    assert len(messages) == 4
-    assert proxy.refused_bodies[0] not in {m["Body"] for m in messages}
+    emails = receive_emails(sqs_endpoint, aws_resources.queue_url, expected=5 - len(refused_contents))
+    stored_contents = {item["email"]["email_content"] for _, item in emails}
+    assert stored_contents == {f"p{i}" for i in range(5)} - refused_contents

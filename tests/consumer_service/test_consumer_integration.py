@@ -130,7 +130,7 @@ async def test_poison_stays_in_the_queue_for_the_retry_window_then_reaches_the_d
     names = dataclasses.replace(stack_names, max_receive_count=3, visibility_timeout_seconds=2)
     resources = bootstrap(moto_server.endpoint_url, api_token, names, sqs_endpoint_url=sqs_endpoint)
     window = 12  # delays 4 s and 8 s after the first two receives, then 8 s: the DLQ after about 20 s
-    newer_version = orjson.dumps({**orjson.loads(envelope(1).to_body()), "v": 2}).decode()
+    newer_version = orjson.dumps({**orjson.loads(envelope(1).to_body()), "v": 3}).decode()
     enqueue(sqs_endpoint, resources.queue_url, [newer_version])
     started = time.monotonic()
     consumer = await aiohttp_client(create_app(consumer_settings_for(resources, poison_retry_window_seconds=window)))

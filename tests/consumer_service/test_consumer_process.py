@@ -16,6 +16,7 @@ from devstack.bootstrap import StackNames, emulator_client
 from devstack.emulator import MotoServer
 from devstack.faultproxy import FaultProxy, Mode
 from devstack.stack import DevStack, StackConfig
+from ingest_common.envelope import pack_body
 from tests.aws_helpers import queue_depth, stored_keys, wait_for
 from tests.support.consumer import enqueue, envelope
 
@@ -36,11 +37,18 @@ def test_bad_configuration_exits_2_naming_every_variable() -> None:
 
 
 def stored_results(log_text: str) -> list[str]:
-    return [json.loads(line)["result"] for line in log_text.splitlines() if '"event":"email_stored"' in line]
+    return [
+        result
+        for line in log_text.splitlines()
+        if '"event":"emails_stored"' in line
+        for result, count in json.loads(line)["results"].items()
+        for _ in range(count)
+    ]
 
 
+@pytest.mark.parametrize("pack", [1, 8], ids=["one-email-per-message", "packs-of-8"])
 def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
-    tmp_path: Path, stack_names: StackNames, moto_server: MotoServer
+    tmp_path: Path, stack_names: StackNames, moto_server: MotoServer, pack: int
 ) -> None:
     names = dataclasses.replace(stack_names, visibility_timeout_seconds=5)
     # S3 behind a slow proxy: the consumer is mid-batch, with writes in flight, whenever SIGTERM lands.
@@ -55,6 +63,7 @@ def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
             "SQS_WAIT_TIME_SECONDS": "1",
             "SHUTDOWN_GRACE_SECONDS": "5",
             "CONSUMER_MAX_IN_FLIGHT": "8",
+            "S3_MAX_CONCURRENT_WRITES": "8",
             "AWS_ENDPOINT_URL_S3": slow_s3.endpoint_url,
         },
     )
@@ -62,7 +71,8 @@ def test_sigterm_mid_batch_loses_nothing_and_stores_nothing_twice(
     with DevStack(config) as stack:
         assert stack.resources is not None and stack.consumer is not None and stack.consumer.process is not None
         resources = stack.resources
-        enqueue(stack.endpoint_url, resources.queue_url, [item.to_body() for item in envelopes])
+        packs = [envelopes[start : start + pack] for start in range(0, len(envelopes), pack)]
+        enqueue(stack.endpoint_url, resources.queue_url, [pack_body([e.to_item() for e in p]) for p in packs])
         wait_for(
             lambda: len(stored_keys(stack.endpoint_url, resources.bucket)) >= 20,
             timeout=60,

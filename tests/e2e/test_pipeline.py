@@ -82,9 +82,9 @@ def test_request_id_travels_from_the_api_to_the_consumer_logs(stack: DevStack) -
     api_lines = [json.loads(line) for line in stack.api.log_text().splitlines() if "trace-e2e-0001" in line]
     consumer_lines = [json.loads(line) for line in stack.consumer.log_text().splitlines() if "trace-e2e-0001" in line]
     assert any(line["event"] == "request" and line["status"] == 200 for line in api_lines)
-    stored_line = next(line for line in consumer_lines if line["event"] == "email_stored")
-    assert stored_line["email_id"] == body["email_id"]
-    assert stored_line["request_id"] == "trace-e2e-0001"
+    stored_line = next(line for line in consumer_lines if line["event"] == "emails_stored")
+    assert stored_line["email_ids"] == [body["email_id"]]
+    assert stored_line["request_ids"] == ["trace-e2e-0001"]
 
 
 def test_smoke_script_passes_against_the_local_stack(stack: DevStack) -> None:

@@ -22,12 +22,15 @@ from ingest_common.email import (
     parse_email,
 )
 from ingest_common.envelope import (
+    PACK_OVERHEAD_BYTES,
     REQUEST_ID_ATTRIBUTE,
     Envelope,
     EnvelopeError,
+    ParsedMessage,
     format_timestamp,
     largest_message_bytes,
-    parse_envelope,
+    pack_body,
+    parse_message,
 )
 from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
 
@@ -42,6 +45,13 @@ def make_envelope(**email_overrides: Any) -> Envelope:
     return Envelope(email_id=EMAIL_ID, received_at=RECEIVED, request_id="req-1", email=Email(**email))
 
 
+def parse_envelope(body: str | bytes) -> Envelope:
+    """The one email of a message that must hold exactly one, valid."""
+    parsed = parse_message(body)
+    assert parsed.invalid == [] and len(parsed.envelopes) == 1
+    return parsed.envelopes[0]
+
+
 def test_round_trip() -> None:
     envelope = make_envelope()
     parsed = parse_envelope(envelope.to_body())
@@ -51,20 +61,80 @@ def test_round_trip() -> None:
     assert parsed.received_at == datetime(2026, 11, 22, 18, 51, 11, 123000, tzinfo=UTC)
 
 
+_FIELDS = {
+    "email_id": EMAIL_ID,
+    "received_at": "2026-11-22T18:51:11.123Z",
+    "request_id": "req-1",
+    "email": {
+        "email_subject": "Hi",
+        "email_sender": "John doe",
+        "email_timestream": 1693561101,
+        "email_content": "Hello",
+    },
+}
+
+
 def test_version_one_layout_is_stable() -> None:
-    body = orjson.loads(make_envelope().to_body())
-    assert body == {
-        "v": 1,
-        "email_id": EMAIL_ID,
-        "received_at": "2026-11-22T18:51:11.123Z",
-        "request_id": "req-1",
-        "email": {
-            "email_subject": "Hi",
-            "email_sender": "John doe",
-            "email_timestream": 1693561101,
-            "email_content": "Hello",
-        },
-    }
+    assert orjson.loads(make_envelope().to_v1_body()) == {"v": 1, **_FIELDS}
+
+
+def test_version_two_layout_is_stable() -> None:
+    assert orjson.loads(make_envelope().to_body()) == {"v": 2, "emails": [_FIELDS]}
+
+
+def test_version_one_bodies_still_parse() -> None:
+    envelope = make_envelope()
+    assert parse_envelope(envelope.to_v1_body()) == parse_envelope(envelope.to_body())
+
+
+def _other(number: int) -> Envelope:
+    return Envelope(
+        email_id=f"id-{number}",
+        received_at=RECEIVED,
+        request_id=f"req-{number}",
+        email=Email(subject=f"s{number}", sender="x", timestream=1693561101, content="c" * (number + 1)),
+    )
+
+
+def test_a_packed_body_holds_its_emails_in_order_and_its_size_is_the_documented_sum() -> None:
+    envelopes = [_other(number) for number in range(1, 6)]
+    items = [envelope.to_item() for envelope in envelopes]
+    body = pack_body(items)
+    assert len(body.encode()) == PACK_OVERHEAD_BYTES + sum(map(len, items)) + len(items) - 1
+    parsed = parse_message(body)
+    assert parsed.invalid == []
+    assert [envelope.email_id for envelope in parsed.envelopes] == [f"id-{number}" for number in range(1, 6)]
+    assert [envelope.email for envelope in parsed.envelopes] == [envelope.email for envelope in envelopes]
+
+
+def test_one_invalid_email_in_a_packed_body_leaves_the_others_readable() -> None:
+    items = [orjson.loads(_other(number).to_item()) for number in range(3)]
+    items[1]["email"] = {"email_subject": "only"}
+    items.insert(2, {"email_id": "x", "future_field": 1})
+    items.append("not an object")
+    parsed = parse_message(orjson.dumps({"v": 2, "emails": items}))
+    assert [envelope.email_id for envelope in parsed.envelopes] == ["id-0", "id-2"]
+    assert [error.reason for error in parsed.invalid] == ["invalid_envelope"] * 3
+    assert "/emails/1/email" in parsed.invalid[0].detail
+    assert "/emails/2" in parsed.invalid[1].detail and "future_field" in parsed.invalid[1].detail
+    assert "/emails/4" in parsed.invalid[2].detail
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b'{"v": 2}', b'{"v": 2, "emails": []}', b'{"v": 2, "emails": {}}', b'{"v": 2, "emails": [], "x": 1}'],
+)
+def test_a_version_two_body_without_a_list_of_emails_is_refused_whole(body: bytes) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        parse_message(body)
+    assert caught.value.reason == "invalid_envelope"
+
+
+def test_an_invalid_version_one_email_refuses_the_whole_message() -> None:
+    document = orjson.loads(make_envelope().to_v1_body())
+    document["email_id"] = ""
+    with pytest.raises(EnvelopeError):
+        parse_message(orjson.dumps(document))
 
 
 def test_s3_key_is_dated_by_the_emails_own_timestamp() -> None:
@@ -98,7 +168,7 @@ def test_body_escapes_code_points_sqs_refuses() -> None:
         (b"not json", "invalid_json"),
         (b"\xff\xfe", "invalid_json"),
         (b"[1, 2]", "invalid_envelope"),
-        (b'{"v": 2}', "unsupported_version"),
+        (b'{"v": 3}', "unsupported_version"),
         (b'{"v": true}', "unsupported_version"),
         (b'{"email": {}}', "unsupported_version"),
     ],
@@ -110,7 +180,7 @@ def test_rejects_what_is_not_an_envelope(body: bytes, reason: str) -> None:
 
 
 def _document(**overrides: Any) -> bytes:
-    document = orjson.loads(make_envelope().to_body())
+    document = orjson.loads(make_envelope().to_v1_body())
     document.update(overrides)
     return orjson.dumps(document)
 
@@ -169,7 +239,7 @@ def test_every_valid_envelope_round_trips_and_is_sqs_safe(email: Email, request_
 
 # Values each envelope field must refuse (with its reason); the others come from a valid envelope.
 _BAD_FIELDS: dict[str, tuple[list[object], str]] = {
-    "v": ([2, "1", True, None], "unsupported_version"),
+    "v": ([3, "1", True, None], "unsupported_version"),
     "email_id": (["", 5, "a/b", "..", "x" * 129, "tab\there"], "invalid_envelope"),
     "received_at": (["yesterday", 1693561101, "2026-11-22T18:51:11.123"], "invalid_envelope"),
     "request_id": ([None, "", "r" * 129], "invalid_envelope"),
@@ -182,7 +252,7 @@ _BAD_FIELDS: dict[str, tuple[list[object], str]] = {
 def test_an_envelope_parses_exactly_when_every_field_is_valid(broken: set[str], data: st.DataObject) -> None:
     """Valid envelopes with zero or more fields spoilt: the valid ones decode to the same envelope, the others
     are refused with EnvelopeError (never anything else) and the reason of a spoilt field."""
-    document = orjson.loads(make_envelope().to_body())
+    document = orjson.loads(make_envelope().to_v1_body())
     for field in broken:
         document[field] = data.draw(st.sampled_from(_BAD_FIELDS[field][0]), label=field)
     body = orjson.dumps(document)
@@ -199,11 +269,13 @@ def test_an_envelope_parses_exactly_when_every_field_is_valid(broken: set[str], 
 @given(body=st.binary(max_size=200), cut=st.integers(min_value=0, max_value=400))
 def test_parse_never_raises_anything_but_envelope_error(body: bytes, cut: int) -> None:
     """Arbitrary bytes, and a valid body cut short or with bytes spliced in: an envelope or EnvelopeError."""
-    valid = make_envelope().to_body().encode()
+    valid = pack_body([_other(1).to_item(), _other(2).to_item()]).encode()
     for candidate in (body, valid[:cut], valid[:cut] + body + valid[cut:]):
         with contextlib.suppress(EnvelopeError):
-            parsed = parse_envelope(candidate)  # a splice inside a string can leave a valid envelope: it round trips
-            assert parse_envelope(parsed.to_body()).to_body() == parsed.to_body()
+            parsed = parse_message(candidate)  # a splice inside a string can leave valid emails: they round trip
+            assert isinstance(parsed, ParsedMessage)
+            for envelope in parsed.envelopes:
+                assert parse_envelope(envelope.to_body()).to_body() == envelope.to_body()
 
 
 @pytest.mark.parametrize(
@@ -243,7 +315,8 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
     assert errors == [] and email is not None
     envelope = Envelope(email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email)
     attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
-    assert len(envelope.to_body().encode("utf-8")) + attribute <= largest_message_bytes()
+    for body in (envelope.to_body(), envelope.to_v1_body()):
+        assert len(body.encode("utf-8")) + attribute <= largest_message_bytes()
 
 
 def test_the_largest_message_needs_a_queue_above_the_old_256_kib_and_fits_sqs() -> None:

@@ -221,7 +221,7 @@ def test_the_token_appears_nowhere(pipeline: FaultyPipeline, canary_token: str) 
     logs = {path.name: path.read_text(errors="replace") for path in pipeline.log_dir.glob("*.log")}
     assert {"api.log", "consumer.log"} <= set(logs)
     assert logs["api.log"].count('"event":"request"') >= len(EXPECTED), "the API log lacks its access lines"
-    assert '"level":"debug"' in logs["api.log"] + logs["consumer.log"] or "email_stored" in logs["consumer.log"]
+    assert '"level":"debug"' in logs["api.log"] + logs["consumer.log"] or "emails_stored" in logs["consumer.log"]
     for name, text in logs.items():
         assert token not in text, f"the token is in {name}"
         assert token.split("-", 1)[1] not in text, f"the token's random part is in {name}"

@@ -37,6 +37,10 @@ class FakeQueue:
     async def settings(self) -> QueueSettings:
         return self._settings
 
+    def redeliver(self, messages: Sequence[Mapping[str, Any]]) -> None:
+        """Hands these out at the next receives, as SQS does with a message whose visibility timeout ran out."""
+        self._messages.extend(messages)
+
     async def receive(self, count: int) -> Mapping[str, Any]:
         self.receives += 1
         if self._messages:
@@ -69,9 +73,13 @@ class FakeStore:
     def __init__(self, *, put_seconds: float = 0.0) -> None:
         self._put_seconds = put_seconds
         self.objects: dict[str, bytes] = {}
+        self.failing_keys: set[str] = set()  # puts of these keys fail with a 500 until taken out
 
     async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
         await asyncio.sleep(self._put_seconds)
+        if key in self.failing_keys:
+            error: Any = {"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+            raise ClientError(error, "PutObject")
         if key in self.objects:
             response: Any = {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {"HTTPStatusCode": 412}}
             raise ClientError(response, "PutObject")

@@ -185,6 +185,7 @@ data:
   PUBLISH_MAX_BATCHES_IN_FLIGHT: {{ $c.publishMaxBatchesInFlight | quote }}
   PUBLISH_MAX_PENDING: {{ $c.publishMaxPending | quote }}
   PUBLISH_DEADLINE_SECONDS: {{ $c.publishDeadlineSeconds | quote }}
+  PUBLISH_MAX_MESSAGE_BYTES: {{ $c.publishMaxMessageBytes | quote }}
   {{- with $c.maxBodyBytes }}
   MAX_BODY_BYTES: {{ . | int64 | quote }}
   {{- end }}
@@ -222,6 +223,10 @@ data:
   HEARTBEAT_FRACTION: {{ $c.heartbeatFraction | quote }}
   POISON_RETRY_WINDOW_SECONDS: {{ $c.poisonRetryWindowSeconds | quote }}
   S3_MAX_ATTEMPTS: {{ $c.s3MaxAttempts | quote }}
+  S3_MAX_CONCURRENT_WRITES: {{ $c.s3MaxConcurrentWrites | quote }}
+  {{- if not (kindIs "invalid" $c.receiveFillSeconds) }}
+  RECEIVE_FILL_SECONDS: {{ $c.receiveFillSeconds | quote }}
+  {{- end }}
   QUEUE_METRICS_INTERVAL_SECONDS: {{ $c.queueMetricsIntervalSeconds | quote }}
   {{- end }}
   SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | quote }}

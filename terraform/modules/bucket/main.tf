@@ -116,13 +116,18 @@ resource "aws_s3_bucket_lifecycle_configuration" "this" {
 
   # S3 rejects a rule without an action, and a transition on or after the expiration day.
   dynamic "rule" {
-    for_each = length(local.transitions) > 0 || var.expiration_days != null ? [var.lifecycle_prefix] : []
+    for_each = length(local.transitions) > 0 || var.expiration_days != null ? var.lifecycle_prefixes : []
     content {
-      id     = "current-versions"
+      id     = rule.value == "" ? "current-versions" : "current-versions-${trimsuffix(replace(rule.value, "/", "-"), "-")}"
       status = "Enabled"
 
       filter {
         prefix = rule.value
+      }
+
+      # Also in the bucket-wide rule below; repeated per prefix so that every rule bounds failed uploads.
+      abort_incomplete_multipart_upload {
+        days_after_initiation = var.abort_incomplete_multipart_upload_days
       }
 
       dynamic "transition" {

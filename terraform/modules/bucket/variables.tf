@@ -37,10 +37,15 @@ variable "kms_deletion_window_in_days" {
   default     = 30
 }
 
-variable "lifecycle_prefix" {
-  description = "Key prefix the transition and expiration rule applies to (\"\" for the whole bucket)."
-  type        = string
-  default     = ""
+variable "lifecycle_prefixes" {
+  description = "Key prefixes the transition and expiration rules apply to, one rule each ([\"\"] for the whole bucket)."
+  type        = list(string)
+  default     = [""]
+
+  validation {
+    condition     = length(var.lifecycle_prefixes) > 0 && length(distinct(var.lifecycle_prefixes)) == length(var.lifecycle_prefixes)
+    error_message = "lifecycle_prefixes must name at least one prefix, each once."
+  }
 }
 
 variable "transition_to_ia_days" {

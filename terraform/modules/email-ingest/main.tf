@@ -70,10 +70,11 @@ module "queue" {
 module "bucket" {
   source = "../bucket"
 
-  name             = local.bucket_name
-  lifecycle_prefix = var.bucket_key_prefix
-  expiration_days  = var.email_expiration_days
-  force_destroy    = var.force_destroy
+  name = local.bucket_name
+  # Both layouts' prefixes: objects written before a switch of STORAGE_LAYOUT age out too.
+  lifecycle_prefixes = [var.bucket_key_prefix, var.batch_key_prefix]
+  expiration_days    = var.email_expiration_days
+  force_destroy      = var.force_destroy
 
   tags = local.tags
 }

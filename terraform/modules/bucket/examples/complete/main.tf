@@ -7,10 +7,10 @@ data "aws_caller_identity" "current" {}
 module "bucket" {
   source = "../../"
 
-  name             = "email-ingest-example-${data.aws_caller_identity.current.account_id}"
-  lifecycle_prefix = "emails/"
-  expiration_days  = 730
-  force_destroy    = true
+  name               = "email-ingest-example-${data.aws_caller_identity.current.account_id}"
+  lifecycle_prefixes = ["emails/", "batches/"]
+  expiration_days    = 730
+  force_destroy      = true
 
   tags = {
     Project = "email-ingest"
