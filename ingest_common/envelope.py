@@ -2,6 +2,7 @@
 
 Version 1 body:
     {"v": 1, "email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str, "email": {...}}
+and, when the API knows which client sent the email, "client": str (an optional key: older bodies lack it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from ingest_common.sqs_limits import message_payload_bytes
 
 ENVELOPE_VERSION: Final = 1
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
-_ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email"})
+_ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email", "client"})
 _MAX_ID_CHARS: Final = 128
 
 # SQS refuses these code points in a message body; JSON leaves them raw, so we escape them ourselves.
@@ -64,27 +65,27 @@ class Envelope:
     received_at: datetime
     request_id: str
     email: Email
+    client: str | None = None  # the name of the API client that sent it; written only when known
 
     def to_body(self) -> str:
-        return sqs_safe_json(
-            {
-                "v": ENVELOPE_VERSION,
-                "email_id": self.email_id,
-                "received_at": format_timestamp(self.received_at),
-                "request_id": self.request_id,
-                "email": self.email.as_dict(),
-            }
-        ).decode("utf-8")
+        document: dict[str, object] = {
+            "v": ENVELOPE_VERSION,
+            "email_id": self.email_id,
+            "received_at": format_timestamp(self.received_at),
+            "request_id": self.request_id,
+            "email": self.email.as_dict(),
+        }
+        if self.client is not None:
+            document["client"] = self.client
+        return sqs_safe_json(document).decode("utf-8")
 
     def stored_object(self) -> bytes:
-        """The JSON document written to S3."""
-        return orjson.dumps(
-            {
-                "email_id": self.email_id,
-                "received_at": format_timestamp(self.received_at),
-                **self.email.as_dict(),
-            }
-        )
+        """The JSON document written to S3 (one object, or one line of a batch)."""
+        document: dict[str, object] = {"email_id": self.email_id, "received_at": format_timestamp(self.received_at)}
+        if self.client is not None:
+            document["client"] = self.client
+        document.update(self.email.as_dict())
+        return orjson.dumps(document)
 
     def s3_key(self, prefix: str) -> str:
         """`<prefix>YYYY/MM/DD/<email_id>.json`, dated by the email's own timestamp (UTC).
@@ -102,12 +103,14 @@ def largest_message_bytes() -> int:
     Built, not estimated: the worst character for each field at its limit. In content every UTF-8 byte
     takes at most two bytes of JSON (a quote, a backslash, TAB/LF/FF/CR, or U+FFFE/U+FFFF, whose three
     bytes become six); the control characters JSON writes in six bytes are refused at the API. A
-    subject or sender character takes at most six (U+FFFE). Every queue must take at least this.
+    subject or sender character takes at most six (U+FFFE); a client name's (printable) at most four. Every
+    queue must take at least this.
     """
     worst = Envelope(
         email_id=str(uuid.UUID(int=0)),
         received_at=datetime(2099, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC),
         request_id="r" * _MAX_ID_CHARS,
+        client="\U0001f600" * _MAX_ID_CHARS,  # printable, four bytes of UTF-8 each: the worst a client can be
         email=Email(
             subject="\ufffe" * SUBJECT_MAX_CHARS,
             sender="\ufffe" * SENDER_MAX_CHARS,
@@ -154,10 +157,13 @@ def parse_envelope(body: str | bytes) -> Envelope:
         raise EnvelopeError("invalid_envelope", "email_id, request_id or received_at is missing or malformed")
     if "/" in email_id or email_id in {".", ".."}:
         raise EnvelopeError("invalid_envelope", "email_id is not usable as an object name")
+    client = document.get("client")
+    if "client" in document and not _is_identifier(client):
+        raise EnvelopeError("invalid_envelope", "client is malformed")
     email, errors = parse_email(document.get("email"), pointer_prefix="/email", check_characters=False)
     if email is None:
         raise EnvelopeError("invalid_envelope", _describe(errors))
-    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email)
+    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email, client=client)
 
 
 def _describe(errors: list[FieldError]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -82,6 +83,27 @@ def test_stored_object_holds_id_receipt_time_and_fields() -> None:
         "email_timestream": 1693561101,
         "email_content": "Hello",
     }
+
+
+def test_the_client_is_written_only_when_known_and_round_trips() -> None:
+    plain = make_envelope()
+    assert "client" not in orjson.loads(plain.to_body())
+    assert "client" not in orjson.loads(plain.stored_object())
+    assert parse_envelope(plain.to_body()).client is None
+
+    sent_by = dataclasses.replace(plain, client="acme")
+    assert orjson.loads(sent_by.to_body())["client"] == "acme"
+    assert parse_envelope(sent_by.to_body()).client == "acme"
+    stored = orjson.loads(sent_by.stored_object())
+    assert stored == {**orjson.loads(plain.stored_object()), "client": "acme"}
+    assert list(stored)[:3] == ["email_id", "received_at", "client"]
+
+
+@pytest.mark.parametrize("client", ["", None, 7, "c" * 129, "tab\there"])
+def test_a_malformed_client_is_refused(client: object) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(_document(client=client))
+    assert caught.value.reason == "invalid_envelope"
 
 
 def test_body_escapes_code_points_sqs_refuses() -> None:
@@ -173,6 +195,7 @@ _BAD_FIELDS: dict[str, tuple[list[object], str]] = {
     "email_id": (["", 5, "a/b", "..", "x" * 129, "tab\there"], "invalid_envelope"),
     "received_at": (["yesterday", 1693561101, "2026-11-22T18:51:11.123"], "invalid_envelope"),
     "request_id": ([None, "", "r" * 129], "invalid_envelope"),
+    "client": ([None, "", "c" * 129, 1], "invalid_envelope"),
     "email": ([{}, "x", {"email_subject": "s"}], "invalid_envelope"),
 }
 
@@ -241,7 +264,9 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
         }
     )
     assert errors == [] and email is not None
-    envelope = Envelope(email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email)
+    envelope = Envelope(
+        email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email, client="😀" * 128
+    )
     attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
     assert len(envelope.to_body().encode("utf-8")) + attribute <= largest_message_bytes()
 
