@@ -23,6 +23,7 @@ from api_service.keys import (
     PUBLISHER,
     QUEUE,
     RANDOM_IDS,
+    RATE_LIMITER,
     REGISTRY,
     SETTINGS,
     TOKEN_CACHE,
@@ -33,6 +34,7 @@ from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics, PublisherMetrics, TokenMetrics
 from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher
+from api_service.rate_limit import RateLimiter
 from api_service.sqs.json_client import SqsJsonClient, session_credentials
 from api_service.sqs.queue import SendQueue, SqsQueue
 from api_service.token_cache import TokenCache, TokenSource
@@ -66,11 +68,18 @@ async def aws_adapters(session: aioboto3.Session, app: web.Application) -> Async
         app[QUEUE] = SqsQueue(sqs, settings.queue_url, aws_metrics)
         app[TOKEN_SOURCE] = SsmTokenSource(
             ssm,
-            settings.token_parameter_name,
             aws_metrics,
+            parameter_name=settings.token_parameter_name,
+            parameter_path=settings.token_parameter_path,
             rotation_grace_seconds=settings.token_rotation_grace_seconds,
         )
         yield
+
+
+def forget_removed_clients(app: web.Application, loaded: frozenset[str]) -> None:
+    """A revoked client's bucket and metric series go with it: both stay bounded by the clients loaded."""
+    app[RATE_LIMITER].retain(loaded)
+    app[METRICS].retain_clients(loaded)
 
 
 async def token_cache(app: web.Application) -> AsyncIterator[None]:
@@ -81,6 +90,8 @@ async def token_cache(app: web.Application) -> AsyncIterator[None]:
         max_staleness_seconds=settings.token_max_staleness_seconds,
         rotation_grace_seconds=settings.token_rotation_grace_seconds,
         early_refresh_seconds=settings.token_early_refresh_seconds,
+        max_clients=settings.max_clients,
+        on_clients=partial(forget_removed_clients, app),
         metrics=TokenMetrics(app[REGISTRY]),
     )
     await cache.start()
@@ -120,6 +131,7 @@ def create_app(
     app[MEMORY_BUDGET] = MemoryBudget(settings.memory_budget_bytes, registry)
     app[LIFECYCLE] = Lifecycle()
     app[RANDOM_IDS] = RandomIds()
+    app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
     app[ACCESS_LOG] = AccessLog("api_service.access")
     app[OPENAPI_DOCUMENT] = resources.files("api_service").joinpath("openapi.json").read_bytes()
     if queue is None or token_source is None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
+from api_service.clients import MAX_RATE, NO_RATE_LIMIT, RateLimit
 from api_service.memory_budget import MIB, container_memory_limit, default_budget_bytes
 from ingest_common.config import LOG_LEVELS, EnvReader
 from ingest_common.email import (
@@ -50,13 +52,18 @@ REQUEST_COPIES: Final = 7
 # Four of SQS's 64 KiB billing chunks: packs large enough that a call's payload, not its count, sets the bill,
 # and small enough that a consumer holding thousands of messages stays within its memory bounds.
 DEFAULT_PUBLISH_MAX_MESSAGE_BYTES: Final = 262_144
+# An SSM hierarchy: `/` and name segments of SSM's own characters.
+_PARAMETER_PATH: Final = re.compile(r"(/[A-Za-z0-9_.\-]+)+")
 
 
 @dataclass(frozen=True, slots=True)
 class ApiSettings:
     region: str
     queue_url: str
-    token_parameter_name: str
+    token_parameter_name: str | None = None
+    token_parameter_path: str | None = None
+    max_clients: int = 100
+    rate_limit: RateLimit = NO_RATE_LIMIT
     host: str = "127.0.0.1"
     port: int = 8080
     token_refresh_seconds: float = 300.0
@@ -79,7 +86,10 @@ class ApiSettings:
         settings = cls(
             region=env.first_of(("AWS_REGION", "AWS_DEFAULT_REGION"), "the AWS region of the queue and parameter"),
             queue_url=env.url("SQS_QUEUE_URL", "the SQS queue the API publishes to"),
-            token_parameter_name=env.required("TOKEN_PARAMETER_NAME", "the SSM SecureString holding the API token"),
+            token_parameter_name=env.optional("TOKEN_PARAMETER_NAME"),
+            token_parameter_path=_parameter_path(env),
+            max_clients=env.integer("MAX_CLIENTS", 100, minimum=1, maximum=10_000),
+            rate_limit=_rate_limit(env),
             host=env.optional("API_HOST", "127.0.0.1") or "127.0.0.1",
             port=env.integer("API_PORT", 8080, minimum=1, maximum=65535),
             token_refresh_seconds=env.number("TOKEN_REFRESH_SECONDS", 300.0, minimum=0.1, maximum=86_400),
@@ -109,6 +119,11 @@ class ApiSettings:
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
         )
+        if not settings.token_parameter_name and not settings.token_parameter_path:
+            env.problems.append(
+                "TOKEN_PARAMETER_NAME or TOKEN_PARAMETER_PATH is required (the SSM SecureString holding the API "
+                "token, or the path whose SecureStrings are one client's token each)"
+            )
         if settings.token_max_staleness_seconds < settings.token_refresh_seconds:
             env.problems.append(
                 "TOKEN_MAX_STALENESS_SECONDS must be at least TOKEN_REFRESH_SECONDS "
@@ -122,3 +137,27 @@ class ApiSettings:
             )
         env.finish()
         return settings
+
+
+def _parameter_path(env: EnvReader) -> str | None:
+    raw = env.optional("TOKEN_PARAMETER_PATH")
+    if raw is None:
+        return None
+    path = raw.rstrip("/")
+    if not _PARAMETER_PATH.fullmatch(path):
+        env.problems.append(
+            f"TOKEN_PARAMETER_PATH={raw!r} is not an SSM path such as /email-ingest/prod/clients (it starts with "
+            "'/', and its segments hold letters, digits, '_', '.' and '-')"
+        )
+        return None
+    return path
+
+
+def _rate_limit(env: EnvReader) -> RateLimit:
+    rps = env.number("RATE_LIMIT_RPS", 0.0, minimum=0, maximum=MAX_RATE)
+    burst_set = env.optional("RATE_LIMIT_BURST") is not None
+    problems = len(env.problems)
+    burst = env.integer("RATE_LIMIT_BURST", 1, minimum=1, maximum=int(MAX_RATE))
+    if burst_set and rps == 0 and len(env.problems) == problems:
+        env.problems.append("RATE_LIMIT_BURST is set but RATE_LIMIT_RPS is 0 (off): set both, or neither")
+    return RateLimit.of(rps, burst if burst_set else None)

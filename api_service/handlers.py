@@ -1,4 +1,5 @@
-"""POST /api/email: authenticate, validate, publish, and answer only after SQS took the message."""
+"""POST /api/email: authenticate (which client), rate-limit, validate, publish, and answer only after SQS took the
+message."""
 
 from __future__ import annotations
 
@@ -9,13 +10,16 @@ from typing import Final
 import orjson
 from aiohttp import web
 
+from api_service.clients import Client
 from api_service.ids import email_id_for
 from api_service.keys import (
+    CLIENT,
     LIFECYCLE,
     MEMORY_BUDGET,
     METRICS,
     PUBLISHER,
     RANDOM_IDS,
+    RATE_LIMITER,
     REQUEST_ID,
     SETTINGS,
     TOKEN_CACHE,
@@ -23,6 +27,7 @@ from api_service.keys import (
 from api_service.memory_budget import Reservation
 from api_service.problems import problem
 from api_service.publisher import PublishRejected
+from api_service.rate_limit import retry_after_header
 from api_service.token_cache import TokenCheck
 from ingest_common.email import FieldError, parse_email
 from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope
@@ -80,7 +85,7 @@ async def ingest_email(request: web.Request) -> web.Response:
         return _unavailable(request, "draining", 1)
     # The usual header, exactly, skips aiohttp's full media-type parse.
     if request.headers.get("Content-Type") != "application/json" and not _is_json(request.content_type):
-        metrics.rejections["unsupported_media_type"].inc()
+        metrics.reject("unsupported_media_type")
         return problem(
             "unsupported-media-type",
             detail=f"Send JSON with Content-Type: application/json, not {request.content_type!r}.",
@@ -117,8 +122,22 @@ async def _read_body(request: web.Request, held: Reservation) -> bytes | web.Res
     return b"".join(chunks)
 
 
+def _rate_limited(request: web.Request, client: Client, wait_seconds: float) -> web.Response:
+    request.app[METRICS].reject("rate_limited", client.name)
+    limit = client.rate_limit or request.app[SETTINGS].rate_limit
+    return problem(
+        "too-many-requests",
+        detail=(
+            f"Client {client.name!r} may send {limit.rps:g} requests a second (bursts of {limit.burst}) to each "
+            "instance of the service; retry after the time in Retry-After. The email was not taken."
+        ),
+        request_id=request[REQUEST_ID],
+        headers={"Retry-After": retry_after_header(wait_seconds)},
+    )
+
+
 def _too_large(request: web.Request, max_bytes: int) -> web.Response:
-    request.app[METRICS].rejections["too_large"].inc()
+    request.app[METRICS].reject("too_large")
     return problem(
         "payload-too-large", detail=f"The body must be at most {max_bytes} bytes.", request_id=request[REQUEST_ID]
     )
@@ -131,10 +150,10 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        metrics.rejections["malformed_json"].inc()
+        metrics.reject("malformed_json")
         return problem("malformed-json", detail=f"The body is not valid JSON: {exc}", request_id=request_id)
     if not isinstance(document, dict):
-        metrics.rejections["invalid_payload"].inc()
+        metrics.reject("invalid_payload")
         return problem(
             "invalid-payload",
             detail="The body must be a JSON object with 'data' and 'token'.",
@@ -144,19 +163,23 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
 
     body_token = document.get("token")
     token = _bearer_token(request) or (body_token if isinstance(body_token, str) else None)
-    verdict = app[TOKEN_CACHE].check(token)
-    if verdict is TokenCheck.INVALID:  # perhaps a version loaded by no refresh yet: one early refresh, rate-limited
-        verdict = await app[TOKEN_CACHE].recheck(token)
-    if verdict is TokenCheck.UNAVAILABLE:
+    client = app[TOKEN_CACHE].check(token)
+    if client is TokenCheck.INVALID:  # perhaps a version or a client no refresh loaded yet: one early refresh
+        client = await app[TOKEN_CACHE].recheck(token)
+    if client is TokenCheck.UNAVAILABLE:
         return _unavailable(request, "token_unavailable", _TOKEN_UNAVAILABLE_RETRY_AFTER)
-    if verdict is TokenCheck.INVALID:
-        metrics.rejections["unauthorized"].inc()
+    if client is TokenCheck.INVALID:
+        metrics.reject("unauthorized")
         return problem(
             "unauthorized",
             detail="Send a valid token in the 'token' field or as 'Authorization: Bearer <token>'.",
             request_id=request_id,
             headers={"WWW-Authenticate": 'Bearer realm="email-ingest"'},
         )
+    request[CLIENT] = client.name
+    wait_seconds = app[RATE_LIMITER].retry_after(client)
+    if wait_seconds > 0:
+        return _rate_limited(request, client, wait_seconds)
 
     email, errors = parse_email(document.get("data"))
     errors.extend(FieldError(f"/{key}", "is not a known field") for key in document if key not in _BODY_KEYS)
@@ -166,7 +189,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
     if header_error is not None:
         errors.append(header_error)
     if email is None or errors:
-        metrics.rejections["invalid_payload"].inc()
+        metrics.reject("invalid_payload", client.name)
         return problem(
             "invalid-payload",
             detail=f"{len(errors)} problem(s) with the request; see 'errors'.",
@@ -179,6 +202,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         received_at=datetime.now(UTC),
         request_id=request_id,
         email=email,
+        client=client.name,
     )
     item = envelope.to_item()
     # Held until SQS answers: the parsed content, the envelope item, the packed body holding it and its
@@ -195,7 +219,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         )
     except PublishRejected as rejected:
         return _unavailable(request, rejected.reason, rejected.retry_after_seconds)
-    metrics.accepted.inc()
+    metrics.accept(client.name)
     return web.Response(
         body=orjson.dumps({"status": "success", "message_id": message_id, "email_id": envelope.email_id}),
         content_type="application/json",

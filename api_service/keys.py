@@ -13,6 +13,7 @@ from api_service.lifecycle import Lifecycle
 from api_service.memory_budget import MemoryBudget
 from api_service.metrics import ApiMetrics
 from api_service.publisher import BatchPublisher
+from api_service.rate_limit import RateLimiter
 from api_service.sqs.queue import SendQueue
 from api_service.token_cache import TokenCache, TokenSource
 from ingest_common.logging import AccessLog
@@ -29,5 +30,7 @@ LIFECYCLE: Final = web.AppKey("lifecycle", Lifecycle)
 OPENAPI_DOCUMENT: Final = web.AppKey("openapi_document", bytes)
 RANDOM_IDS: Final = web.AppKey("random_ids", RandomIds)
 ACCESS_LOG: Final = web.AppKey("access_log", AccessLog)
+RATE_LIMITER: Final = web.AppKey("rate_limiter", RateLimiter)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)  # set by the middleware
+CLIENT: Final = web.RequestKey("client", str)  # the authenticated client's name, set by the handler

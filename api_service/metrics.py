@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from api_service.clients import UNAUTHENTICATED
 
 if TYPE_CHECKING:
     from api_service.token_cache import TokenCache
@@ -12,12 +15,28 @@ if TYPE_CHECKING:
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
+REJECTION_REASONS = (
+    "malformed_json",
+    "invalid_payload",
+    "invalid_header",
+    "unauthorized",
+    "rate_limited",
+    "too_large",
+    "unsupported_media_type",
+    "method_not_allowed",
+    "not_found",
+)
+
+
 class ApiMetrics:
+    """The HTTP metrics. `client` labels are bounded: the loaded clients (at most MAX_CLIENTS) and
+    `unauthenticated`; a removed client's series are removed with it (`retain_clients`)."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.requests = Counter(
             "email_ingest_api_requests_total",
             "HTTP requests answered.",
-            ["route", "method", "code"],
+            ["route", "method", "code", "client"],
             registry=registry,
         )
         self.duration = Histogram(
@@ -42,43 +61,61 @@ class ApiMetrics:
             reason: shed.labels(reason)
             for reason in ("queue_full", "memory_budget", "draining", "publish_failed", "token_unavailable")
         }
-        self.accepted = Counter(
+        self._accepted = Counter(
             "email_ingest_api_emails_accepted_total",
             "Emails acknowledged with 200 after SQS took them.",
+            ["client"],
             registry=registry,
         )
-        rejections = Counter(
+        self._rejections = Counter(
             "email_ingest_api_rejections_total",
-            "Requests refused for the client's mistake.",
-            ["reason"],
+            "Requests refused for the client's mistake, or over its rate limit.",
+            ["reason", "client"],
             registry=registry,
         )
-        self.rejections = {
-            reason: rejections.labels(reason)
-            for reason in (
-                "malformed_json",
-                "invalid_payload",
-                "invalid_header",
-                "unauthorized",
-                "too_large",
-                "unsupported_media_type",
-                "method_not_allowed",
-                "not_found",
-            )
-        }
-        # Label lookups take a lock; the few combinations we use are cached here.
-        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        # Label lookups take a lock; the combinations in use are cached here.
+        self._request_children: dict[tuple[str, str, int, str], tuple[Counter, Histogram]] = {}
+        self._accepted_children: dict[str, Counter] = {}
+        self._rejection_children: dict[tuple[str, str], Counter] = {}
+        for reason in REJECTION_REASONS:  # series from the start, so that a query sees 0 rather than nothing
+            self._rejection_children[(reason, UNAUTHENTICATED)] = self._rejections.labels(reason, UNAUTHENTICATED)
 
-    def observe(self, route: str, method: str, code: int, seconds: float) -> None:
-        key = (route, method, code)
+    def observe(self, route: str, method: str, code: int, seconds: float, client: str = UNAUTHENTICATED) -> None:
+        key = (route, method, code, client)
         children = self._request_children.get(key)
         if children is None:
             children = self._request_children[key] = (
-                self.requests.labels(route, method, str(code)),
+                self.requests.labels(route, method, str(code), client),
                 self.duration.labels(route, method),
             )
         children[0].inc()
         children[1].observe(seconds)
+
+    def accept(self, client: str) -> None:
+        child = self._accepted_children.get(client)
+        if child is None:
+            child = self._accepted_children[client] = self._accepted.labels(client)
+        child.inc()
+
+    def reject(self, reason: str, client: str = UNAUTHENTICATED) -> None:
+        key = (reason, client)
+        child = self._rejection_children.get(key)
+        if child is None:
+            child = self._rejection_children[key] = self._rejections.labels(reason, client)
+        child.inc()
+
+    def retain_clients(self, names: Iterable[str]) -> None:
+        """Removes the series of clients no longer loaded, so that the label's values stay bounded."""
+        kept = {*names, UNAUTHENTICATED}
+        for route, method, code, client in [key for key in self._request_children if key[3] not in kept]:
+            del self._request_children[(route, method, code, client)]
+            self.requests.remove(route, method, str(code), client)
+        for client in [client for client in self._accepted_children if client not in kept]:
+            del self._accepted_children[client]
+            self._accepted.remove(client)
+        for reason, client in [key for key in self._rejection_children if key[1] not in kept]:
+            del self._rejection_children[(reason, client)]
+            self._rejections.remove(reason, client)
 
 
 class PublisherMetrics:
@@ -165,7 +202,19 @@ class TokenMetrics:
             "1 while a usable (loaded, not stale) token is held.",
             registry=registry,
         )
+        self._clients = Gauge(
+            "email_ingest_token_clients",
+            "Clients whose tokens are held (the single token's client `default` included).",
+            registry=registry,
+        )
+        self._refused = Gauge(
+            "email_ingest_token_clients_refused",
+            "Client parameters refused at the last load (a bad name or value, a shared token, past MAX_CLIENTS).",
+            registry=registry,
+        )
 
     def watch(self, cache: TokenCache) -> None:
         self._age.set_function(cache.age_seconds)
         self._loaded.set_function(lambda: 1.0 if cache.usable() else 0.0)
+        self._clients.set_function(lambda: len(cache.client_names))
+        self._refused.set_function(lambda: cache.refused_count)

@@ -1,4 +1,5 @@
-"""One middleware for every request: request id, metrics, the access log line and error mapping."""
+"""One middleware for every request: request id, metrics and the access log line (with the client, once the
+handler knows it), and error mapping."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from typing import Final
 import structlog
 from aiohttp import web
 
-from api_service.keys import ACCESS_LOG, METRICS, RANDOM_IDS, REQUEST_ID
+from api_service.clients import UNAUTHENTICATED
+from api_service.keys import ACCESS_LOG, CLIENT, METRICS, RANDOM_IDS, REQUEST_ID
 from api_service.problems import problem
 
 log = structlog.get_logger("api_service.middleware")
@@ -35,7 +37,7 @@ def request_id_for(request: web.Request) -> str:
 def _problem_for(exc: web.HTTPException, request: web.Request, request_id: str) -> web.Response:
     metrics = request.app[METRICS]
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        metrics.rejections["method_not_allowed"].inc()
+        metrics.reject("method_not_allowed")
         return problem(
             "method-not-allowed",
             detail=f"{request.method} is not allowed here; use {', '.join(sorted(exc.allowed_methods))}.",
@@ -43,10 +45,10 @@ def _problem_for(exc: web.HTTPException, request: web.Request, request_id: str) 
             headers={"Allow": ", ".join(sorted(exc.allowed_methods))},
         )
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
-        metrics.rejections["too_large"].inc()
+        metrics.reject("too_large")
         return problem("payload-too-large", detail="The body is too large.", request_id=request_id)
     if isinstance(exc, web.HTTPNotFound):
-        metrics.rejections["not_found"].inc()
+        metrics.reject("not_found")
         return problem("not-found", detail="No such resource.", request_id=request_id)
     raise exc
 
@@ -85,11 +87,13 @@ async def observe_request(request: web.Request, handler: Handler) -> web.StreamR
         resource = request.match_info.route.resource
         route = resource.canonical if resource is not None else "unmatched"
         method = request.method if request.method in _KNOWN_METHODS else "OTHER"
-        metrics.observe(route, method, status, elapsed)
+        client = request.get(CLIENT, UNAUTHENTICATED)
+        metrics.observe(route, method, status, elapsed, client)
         request.app[ACCESS_LOG].request(
             method=method,
             path=request.path[:_LOGGED_PATH_MAX],
             status=status,
             duration_ms=round(elapsed * 1000, 3),
             request_id=request_id,
+            client=client,
         )

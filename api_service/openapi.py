@@ -87,7 +87,10 @@ def build_document() -> dict[str, Any]:
                 "written as \\uXXXX).\n\n"
                 "Retries: a 503 is an email not taken. But when a 503 follows a SendMessageBatch whose answer "
                 "was lost, or the client disconnects before its 200, the email may already be queued: a client "
-                "that retries should send Idempotency-Key, so the retry maps to the same stored object."
+                "that retries should send Idempotency-Key, so the retry maps to the same stored object.\n\n"
+                "Clients: each token belongs to one client (the single token is the client `default`); the client's "
+                "name is carried with the email and stored with it. A client may have a rate limit: past it the "
+                "answer is 429 with Retry-After, another 'not taken'."
             ),
         },
         "servers": [{"url": "http://127.0.0.1:8080"}],
@@ -128,7 +131,7 @@ def build_document() -> dict[str, Any]:
                                         "data": email_schema,
                                         "token": {
                                             "type": "string",
-                                            "description": "The API token, unless sent as a bearer token.",
+                                            "description": ("The client's API token, unless sent as a bearer token."),
                                         },
                                     },
                                 },
@@ -162,6 +165,12 @@ def build_document() -> dict[str, Any]:
                             "any valid email needs in any escaping)."
                         ),
                         "415": _problem_response("The body is not JSON."),
+                        "429": _problem_response(
+                            "The client (named by its token) is over its rate limit on the instance that answered "
+                            "(RATE_LIMIT_RPS and RATE_LIMIT_BURST, or the client's own). The email was not taken: "
+                            "retry after Retry-After seconds.",
+                            retry_after=True,
+                        ),
                         "503": _problem_response(
                             "The token is not available, SQS is failing, or the service is shedding load (too "
                             "many emails pending, or its memory budget is full). The email was not taken.",

@@ -24,6 +24,7 @@ PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "payload-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "The request body must be application/json"),
+    "too-many-requests": (429, "This client is over its rate limit; retry later"),
     "internal-error": (500, "Internal error"),
     "service-unavailable": (503, "The service cannot take this request now; retry later"),
 }

@@ -2,7 +2,8 @@
 
 Version 2 body (what the API writes): one or more emails, packed while requests wait together:
     {"v": 2, "emails": [{"email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str,
-                         "email": {...}}, ...]}
+                         "email": {...}, "client": str}, ...]}
+    ("client", the name of the API client that sent the email, only when the API knows it)
 Version 1 body (an API before packing; the consumer still reads it during a rolling deploy):
     {"v": 1, "email_id": str, "received_at": "...", "request_id": str, "email": {...}}
 """
@@ -31,7 +32,7 @@ from ingest_common.sqs_limits import message_payload_bytes
 ENVELOPE_VERSION: Final = 2
 READABLE_VERSIONS: Final = (1, 2)
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
-_ITEM_KEYS: Final = frozenset({"email_id", "received_at", "request_id", "email"})
+_ITEM_KEYS: Final = frozenset({"email_id", "received_at", "request_id", "email", "client"})
 _V1_KEYS: Final = _ITEM_KEYS | {"v"}
 _V2_KEYS: Final = frozenset({"v", "emails"})
 _PACK_HEAD: Final = b'{"v":2,"emails":['
@@ -75,14 +76,18 @@ class Envelope:
     received_at: datetime
     request_id: str
     email: Email
+    client: str | None = None  # the name of the API client that sent it; written only when known
 
     def _fields(self) -> dict[str, object]:
-        return {
+        fields: dict[str, object] = {
             "email_id": self.email_id,
             "received_at": format_timestamp(self.received_at),
             "request_id": self.request_id,
             "email": self.email.as_dict(),
         }
+        if self.client is not None:
+            fields["client"] = self.client
+        return fields
 
     def to_item(self) -> bytes:
         """This email as one element of a version-2 body (see `pack_body`): SQS-safe JSON bytes."""
@@ -97,14 +102,12 @@ class Envelope:
         return sqs_safe_json({"v": 1, **self._fields()}).decode("utf-8")
 
     def stored_object(self) -> bytes:
-        """The JSON document written to S3."""
-        return orjson.dumps(
-            {
-                "email_id": self.email_id,
-                "received_at": format_timestamp(self.received_at),
-                **self.email.as_dict(),
-            }
-        )
+        """The JSON document written to S3 (one object, or one line of a batch)."""
+        document: dict[str, object] = {"email_id": self.email_id, "received_at": format_timestamp(self.received_at)}
+        if self.client is not None:
+            document["client"] = self.client
+        document.update(self.email.as_dict())
+        return orjson.dumps(document)
 
     def s3_key(self, prefix: str) -> str:
         """`<prefix>YYYY/MM/DD/<email_id>.json`, dated by the email's own timestamp (UTC).
@@ -128,12 +131,14 @@ def largest_message_bytes() -> int:
     Built, not estimated: the worst character for each field at its limit. In content every UTF-8 byte
     takes at most two bytes of JSON (a quote, a backslash, TAB/LF/FF/CR, or U+FFFE/U+FFFF, whose three
     bytes become six); the control characters JSON writes in six bytes are refused at the API. A
-    subject or sender character takes at most six (U+FFFE). Every queue must take at least this.
+    subject or sender character takes at most six (U+FFFE); a client name's (printable) at most four. Every
+    queue must take at least this.
     """
     worst = Envelope(
         email_id=str(uuid.UUID(int=0)),
         received_at=datetime(2099, 12, 31, 23, 59, 59, 999_000, tzinfo=UTC),
         request_id="r" * _MAX_ID_CHARS,
+        client="\U0001f600" * _MAX_ID_CHARS,  # printable, four bytes of UTF-8 each: the worst a client can be
         email=Email(
             subject="\ufffe" * SUBJECT_MAX_CHARS,
             sender="\ufffe" * SENDER_MAX_CHARS,
@@ -218,9 +223,12 @@ def _parse_item(document: object, allowed_keys: frozenset[str], pointer: str) ->
     if "/" in email_id or email_id in {".", ".."}:
         raise EnvelopeError("invalid_envelope", f"{pointer or '/'}: email_id is not usable as an object name")
     email, errors = parse_email(document.get("email"), pointer_prefix=f"{pointer}/email", check_characters=False)
+    client = document.get("client")
+    if "client" in document and not _is_identifier(client):
+        raise EnvelopeError("invalid_envelope", f"{pointer or '/'}: client is malformed")
     if email is None:
         raise EnvelopeError("invalid_envelope", _describe(errors))
-    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email)
+    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email, client=client)
 
 
 def _describe(errors: list[FieldError]) -> str:

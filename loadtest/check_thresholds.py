@@ -34,7 +34,8 @@ def on_quitting(environment: Environment, **_kwargs: Any) -> None:
     summary = summarize(environment.stats.entries.values())
     problems = violations(summary, limits, unhandled_exceptions=len(runner.exceptions))
     logger.info(
-        "thresholds: requests=%d failures=%d error_rate=%.4f p95=%.0fms p99=%.0fms shed=%d shed_rate=%.4f",
+        "thresholds: requests=%d failures=%d error_rate=%.4f p95=%.0fms p99=%.0fms shed=%d shed_rate=%.4f "
+        "rate_limited=%d",
         summary.requests,
         summary.failures,
         summary.error_rate,
@@ -42,6 +43,7 @@ def on_quitting(environment: Environment, **_kwargs: Any) -> None:
         summary.p99_ms,
         summary.shed,
         summary.shed_rate,
+        summary.rate_limited,
     )
     if problems:
         for problem in problems:

@@ -9,7 +9,8 @@ Each request is one of (shares from ``LOADTEST_*_SHARE``):
   ``email_id`` (a mismatch is a failure).
 
 Any ``503`` with ``Retry-After`` is recorded under the name ``shed`` (not a failure; see
-``LOADTEST_MAX_SHED_RATE``). ``LOADTEST_SHAPE`` picks a load shape; thresholds set the exit code.
+``LOADTEST_MAX_SHED_RATE``), any ``429`` with ``Retry-After`` (the token's client over its rate limit) under
+``rate_limited`` (not a failure either). ``LOADTEST_SHAPE`` picks a load shape; thresholds set the exit code.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from loadtest.thresholds import (  # noqa: E402
     BAD_TOKEN,
     MALFORMED_JSON,
     MISSING_FIELDS,
+    RATE_LIMITED,
     RETRY_IDEMPOTENT,
     SHED,
 )
@@ -67,6 +69,7 @@ check_thresholds.register()
 class Outcome:
     ok: bool
     shed: bool = False
+    rate_limited: bool = False
     email_id: str | None = None
 
 
@@ -160,6 +163,10 @@ def _judge(response: Any, expected_status: int, same_email_id_as: str | None) ->
         response.request_meta["name"] = SHED
         response.success()
         return Outcome(ok=False, shed=True)
+    if status == 429 and response.headers is not None and response.headers.get("Retry-After"):
+        response.request_meta["name"] = RATE_LIMITED
+        response.success()
+        return Outcome(ok=False, rate_limited=True)
     # Failure messages are locust's error-table keys: keep them free of ids so that equal causes group together.
     if status != expected_status:
         error = getattr(response, "error", None)

@@ -9,6 +9,10 @@ From locust's per-name stats the run is judged on:
   meant to shed);
 * at least ``LOADTEST_MIN_REQUESTS`` (1) counted requests, and no unhandled exception in the locustfile.
 
+A ``429`` with ``Retry-After`` (the client over its rate limit, RATE_LIMIT_RPS) is its own outcome,
+``rate_limited``: reported, and kept out of the error rate, the latency and the shed rate (it is the limit doing
+its job, not the service failing).
+
 This module must not import locust: importing locust monkey-patches the standard library with gevent, which
 would break every asyncio test running in the same pytest process.
 """
@@ -29,6 +33,7 @@ BAD_TOKEN: Final = "POST /api/email [bad token]"  # noqa: S105 - a request name,
 MISSING_FIELDS: Final = "POST /api/email [missing fields]"
 MALFORMED_JSON: Final = "POST /api/email [malformed json]"
 SHED: Final = "shed"
+RATE_LIMITED: Final = "rate_limited"  # 429 + Retry-After: the client is over its limit, not a failure
 REJECTION_NAMES: Final = frozenset({BAD_TOKEN, MISSING_FIELDS, MALFORMED_JSON})
 
 
@@ -71,6 +76,8 @@ class Summary:
     latency_samples: int
     p95_ms: float
     p99_ms: float
+    rate_limited: int = 0
+    """Answered 429 with Retry-After: outside requests, failures and latency, like shed ones."""
 
     @property
     def error_rate(self) -> float:
@@ -95,11 +102,14 @@ def percentile(response_times: Mapping[int, int], count: int, fraction: float) -
 
 def summarize(entries: Iterable[StatsEntryLike]) -> Summary:
     """Aggregates locust's per-name entries the way the thresholds read them."""
-    requests = failures = shed = samples = 0
+    requests = failures = shed = rate_limited = samples = 0
     latency: dict[int, int] = {}
     for entry in entries:
         if entry.name == SHED:
             shed += entry.num_requests
+            continue
+        if entry.name == RATE_LIMITED:
+            rate_limited += entry.num_requests
             continue
         requests += entry.num_requests
         failures += entry.num_failures
@@ -112,6 +122,7 @@ def summarize(entries: Iterable[StatsEntryLike]) -> Summary:
         requests=requests,
         failures=failures,
         shed=shed,
+        rate_limited=rate_limited,
         latency_samples=samples,
         p95_ms=float(percentile(latency, samples, 0.95)),
         p99_ms=float(percentile(latency, samples, 0.99)),

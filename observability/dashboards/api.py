@@ -1,4 +1,5 @@
-"""The API dashboard: rate, errors and duration (RED), in-flight requests, rejections and shedding."""
+"""The API dashboard: rate, errors and duration (RED), in-flight requests, rejections and shedding, clients and
+their rate limits."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ from observability.dashboards.queries import (
     API_REQUESTS,
     ERROR_BUDGET,
     USER_ROUTES,
+    eq,
     error_ratio,
     quantile,
     quantile_targets,
     rate,
     sel,
 )
+
+RATE_LIMITED = eq("reason", "rate_limited")
 
 
 def dashboard() -> JSON:
@@ -169,6 +173,52 @@ def dashboard() -> JSON:
                         width=8,
                         stack=True,
                         steps=((0.001, RED),),
+                    ),
+                ),
+            ),
+            Row(
+                "Clients",
+                (
+                    panel(
+                        "Requests by client",
+                        "POST /api/email per second by client (the name of the token's SSM parameter; `default` "
+                        "is TOKEN_PARAMETER_NAME's, `unauthenticated` a request with no valid token).",
+                        "reqps",
+                        (
+                            query(
+                                f"sum by (client) ({rate(API_REQUESTS, eq('route', '/api/email'))})",
+                                "{{client}}",
+                            ),
+                        ),
+                        width=8,
+                        stack=True,
+                    ),
+                    panel(
+                        "Rate limited (429) by client",
+                        "Requests answered 429 with Retry-After per second, by client: the client is over its "
+                        "rate limit (RATE_LIMIT_RPS / RATE_LIMIT_BURST or its own), which is per pod.",
+                        "reqps",
+                        (
+                            query(
+                                f"sum by (client) ({rate('email_ingest_api_rejections_total', RATE_LIMITED)})",
+                                "{{client}}",
+                            ),
+                        ),
+                        width=8,
+                        stack=True,
+                        steps=((0.001, ORANGE),),
+                    ),
+                    panel(
+                        "Clients loaded and refused",
+                        "Clients whose tokens each pod holds, and client parameters it refused at its last load "
+                        "(a bad name or value, a shared token, past MAX_CLIENTS: see the client_refused log "
+                        "line). Every pod should show the same.",
+                        "short",
+                        (
+                            query(f"max({sel('email_ingest_token_clients')})", "loaded"),
+                            query(f"max({sel('email_ingest_token_clients_refused')})", "refused"),
+                        ),
+                        width=8,
                     ),
                 ),
             ),

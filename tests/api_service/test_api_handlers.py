@@ -8,12 +8,16 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from structlog.testing import capture_logs
 
 from api_service.app import begin_drain, create_app
+from api_service.clients import RateLimit
 from api_service.config import ApiSettings
+from devstack.metrics_text import metric_value
 from tests.aws_helpers import seed_payload
 from tests.support.api import Api, assert_problem, post_email
 from tests.support.fakes import FakeSendQueue, FakeTokenSource
@@ -21,15 +25,18 @@ from tests.support.fakes import FakeSendQueue, FakeTokenSource
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
-def app_with_fakes(token: str, **overrides: Any) -> web.Application:
+def app_with_fakes(
+    token: str, *, clients: dict[str, str] | None = None, queue: FakeSendQueue | None = None, **overrides: Any
+) -> web.Application:
     settings = ApiSettings(
         region="us-east-1",
         queue_url="https://sqs.us-east-1.amazonaws.com/000000000000/emails",
         token_parameter_name="/email-ingest/test/api-token",
+        token_parameter_path="/email-ingest/test/clients" if clients else None,
         publish_linger_seconds=0.005,
         **overrides,
     )
-    return create_app(settings, queue=FakeSendQueue(), token_source=FakeTokenSource(token))
+    return create_app(settings, queue=queue or FakeSendQueue(), token_source=FakeTokenSource(token, clients))
 
 
 @pytest.fixture
@@ -143,3 +150,58 @@ async def test_draining_fails_readiness_and_refuses_new_emails(api: Api, api_tok
     assert_problem(status, headers, body, 503, "service-unavailable")
     assert headers["Retry-After"] == "1"
     assert (await api.get("/healthz")).status == 200, "liveness stays up while draining"
+
+
+# -- clients and their rate limits ---------------------------------------------------------------------
+
+
+async def test_the_client_is_named_in_the_message_the_log_line_and_the_metrics(
+    aiohttp_client: ClientFactory, api_token: str
+) -> None:
+    queue = FakeSendQueue()
+    api = await aiohttp_client(app_with_fakes(api_token, clients={"acme": "acme-token"}, queue=queue))
+    with capture_logs() as logs:
+        assert (await post_email(api, seed_payload("acme-token")))[0] == 200
+        assert (await post_email(api, seed_payload(api_token)))[0] == 200
+        assert (await post_email(api, seed_payload("wrong")))[0] == 401
+    bodies = [orjson.loads(entry["MessageBody"]) for batch in queue.batches for entry in batch]
+    assert sorted(item["client"] for body in bodies for item in body["emails"]) == ["acme", "default"]
+    requests = [log for log in logs if log["event"] == "request"]
+    assert [log["client"] for log in requests] == ["acme", "default", "unauthenticated"]
+    metrics = (await (await api.get("/metrics")).read()).decode()
+    email = {"route": "/api/email", "method": "POST"}
+    assert metric_value(metrics, "email_ingest_api_requests_total", {**email, "code": "200", "client": "acme"}) == 1
+    assert metric_value(metrics, "email_ingest_api_requests_total", {**email, "client": "unauthenticated"}) == 1
+    assert metric_value(metrics, "email_ingest_api_emails_accepted_total", {"client": "default"}) == 1
+    rejected = {"reason": "unauthorized", "client": "unauthenticated"}
+    assert metric_value(metrics, "email_ingest_api_rejections_total", rejected) == 1
+    assert metric_value(metrics, "email_ingest_token_clients") == 2
+
+
+async def test_a_client_over_its_limit_gets_429_while_another_is_served(
+    aiohttp_client: ClientFactory, api_token: str
+) -> None:
+    limited = '{"token": "acme-token", "rate_limit_rps": 0.01, "rate_limit_burst": 2}'
+    api = await aiohttp_client(app_with_fakes(api_token, clients={"acme": limited, "globex": "globex-token"}))
+    assert [(await post_email(api, seed_payload("acme-token")))[0] for _ in range(2)] == [200, 200]
+    status, headers, body = await post_email(api, seed_payload("acme-token"))
+    assert_problem(status, headers, body, 429, "too-many-requests")
+    assert 1 <= int(headers["Retry-After"]) <= 100, "a token every 100 s"
+    assert "acme" in body["detail"] and "acme-token" not in body["detail"]
+    assert [(await post_email(api, seed_payload("globex-token")))[0] for _ in range(20)] == [200] * 20
+    assert (await post_email(api, seed_payload(api_token)))[0] == 200
+    metrics = (await (await api.get("/metrics")).read()).decode()
+    rate_limited = {"reason": "rate_limited", "client": "acme"}
+    assert metric_value(metrics, "email_ingest_api_rejections_total", rate_limited) == 1
+    assert metric_value(metrics, "email_ingest_api_requests_total", {"code": "429", "client": "acme"}) == 1
+    assert metric_value(metrics, "email_ingest_api_emails_accepted_total", {"client": "acme"}) == 2
+
+
+async def test_the_pods_default_limit_applies_to_every_client_without_one(
+    aiohttp_client: ClientFactory, api_token: str
+) -> None:
+    api = await aiohttp_client(app_with_fakes(api_token, clients={"acme": "acme-token"}, rate_limit=RateLimit(0.01, 1)))
+    for token in (api_token, "acme-token"):
+        assert (await post_email(api, seed_payload(token)))[0] == 200
+        assert (await post_email(api, seed_payload(token)))[0] == 429
+    assert (await post_email(api, seed_payload("wrong")))[0] == 401, "no bucket before authentication"

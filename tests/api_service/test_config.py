@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from api_service.clients import RateLimit
 from api_service.config import DEFAULT_MAX_BODY_BYTES, ApiSettings, largest_valid_body_bytes
 from api_service.memory_budget import MIB, MemoryBudget, container_memory_limit, default_budget_bytes
 from ingest_common.config import ConfigError
@@ -49,6 +50,11 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("TOKEN_EARLY_REFRESH_SECONDS", "soon"),
         ("LOG_LEVEL", "loud"),
         ("SQS_QUEUE_URL", "emails"),
+        ("TOKEN_PARAMETER_PATH", "clients"),
+        ("TOKEN_PARAMETER_PATH", "/email-ingest/prod clients"),
+        ("MAX_CLIENTS", "0"),
+        ("RATE_LIMIT_RPS", "-1"),
+        ("RATE_LIMIT_BURST", "0"),
     ],
 )
 def test_invalid_value_names_its_variable(variable: str, value: str) -> None:
@@ -56,6 +62,37 @@ def test_invalid_value_names_its_variable(variable: str, value: str) -> None:
         ApiSettings.from_env({**REQUIRED, variable: value})
     assert len(caught.value.problems) == 1
     assert caught.value.problems[0].startswith(variable)
+
+
+def test_clients_and_rate_limits_default_to_the_single_token_and_no_limit() -> None:
+    settings = ApiSettings.from_env(REQUIRED)
+    assert settings.token_parameter_name == "/email-ingest/api-token"
+    assert settings.token_parameter_path is None
+    assert settings.max_clients == 100
+    assert settings.rate_limit.unlimited
+
+
+def test_a_path_alone_is_enough_and_a_trailing_slash_is_dropped() -> None:
+    environ = {**REQUIRED, "TOKEN_PARAMETER_PATH": "/email-ingest/prod/clients/"}
+    del environ["TOKEN_PARAMETER_NAME"]
+    settings = ApiSettings.from_env(environ)
+    assert settings.token_parameter_name is None
+    assert settings.token_parameter_path == "/email-ingest/prod/clients"
+
+
+def test_a_name_or_a_path_is_required() -> None:
+    environ = dict(REQUIRED)
+    del environ["TOKEN_PARAMETER_NAME"]
+    with pytest.raises(ConfigError, match="TOKEN_PARAMETER_NAME or TOKEN_PARAMETER_PATH is required"):
+        ApiSettings.from_env(environ)
+
+
+def test_the_burst_defaults_to_one_second_of_the_rate() -> None:
+    assert ApiSettings.from_env({**REQUIRED, "RATE_LIMIT_RPS": "2.5"}).rate_limit == RateLimit(2.5, 3)
+    limited = ApiSettings.from_env({**REQUIRED, "RATE_LIMIT_RPS": "0.5", "RATE_LIMIT_BURST": "20"})
+    assert limited.rate_limit == RateLimit(0.5, 20)
+    with pytest.raises(ConfigError, match="RATE_LIMIT_BURST is set but RATE_LIMIT_RPS is 0"):
+        ApiSettings.from_env({**REQUIRED, "RATE_LIMIT_BURST": "20"})
 
 
 def test_staleness_below_refresh_is_refused() -> None:

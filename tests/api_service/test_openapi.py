@@ -32,5 +32,6 @@ def test_request_schema_agrees_with_the_validator_on_the_seed_example() -> None:
 
 def test_every_error_status_is_documented() -> None:
     responses = build_document()["paths"]["/api/email"]["post"]["responses"]
-    assert set(responses) == {"200", "400", "401", "413", "415", "503"}
+    assert set(responses) == {"200", "400", "401", "413", "415", "429", "503"}
     assert "Retry-After" in responses["503"]["headers"]
+    assert "Retry-After" in responses["429"]["headers"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gzip
 import json
 import re
@@ -108,6 +109,15 @@ async def test_a_full_batch_is_one_gzip_object_of_the_per_email_documents() -> N
     assert sample(registry, "email_ingest_consumer_batch_emails_sum") == 3
     assert sample(registry, "email_ingest_consumer_batch_emails_held") == 0
     assert sample(registry, "email_ingest_consumer_emails_stored_total", result="created") == 3
+
+
+async def test_each_line_names_the_client_that_sent_the_email() -> None:
+    objects = FakeObjects()
+    store, _ = make_store(objects, max_emails=3)
+    emails = [dataclasses.replace(envelope(), client=client) for client in ("acme", "globex")] + [envelope()]
+    await asyncio.gather(*(store.store(item) for item in emails))
+    (key,) = objects.objects
+    assert [line.get("client") for line in objects.lines(key)] == ["acme", "globex", None]
 
 
 async def test_store_returns_only_after_the_batch_is_written() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -154,6 +155,28 @@ def test_stored_object_holds_id_receipt_time_and_fields() -> None:
     }
 
 
+def test_the_client_is_written_only_when_known_and_round_trips() -> None:
+    plain = make_envelope()
+    assert "client" not in orjson.loads(plain.to_body())["emails"][0]
+    assert "client" not in orjson.loads(plain.stored_object())
+    assert parse_envelope(plain.to_body()).client is None
+
+    sent_by = dataclasses.replace(plain, client="acme")
+    assert orjson.loads(sent_by.to_body())["emails"][0]["client"] == "acme"
+    assert orjson.loads(sent_by.to_v1_body())["client"] == "acme"
+    assert parse_envelope(sent_by.to_body()).client == "acme"
+    stored = orjson.loads(sent_by.stored_object())
+    assert stored == {**orjson.loads(plain.stored_object()), "client": "acme"}
+    assert list(stored)[:3] == ["email_id", "received_at", "client"]
+
+
+@pytest.mark.parametrize("client", ["", None, 7, "c" * 129, "tab\there"])
+def test_a_malformed_client_is_refused(client: object) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(_document(client=client))
+    assert caught.value.reason == "invalid_envelope"
+
+
 def test_body_escapes_code_points_sqs_refuses() -> None:
     body = make_envelope(content="a\ufffeb\uffffc\x00d").to_body()
     assert "\ufffe" not in body
@@ -243,6 +266,7 @@ _BAD_FIELDS: dict[str, tuple[list[object], str]] = {
     "email_id": (["", 5, "a/b", "..", "x" * 129, "tab\there"], "invalid_envelope"),
     "received_at": (["yesterday", 1693561101, "2026-11-22T18:51:11.123"], "invalid_envelope"),
     "request_id": ([None, "", "r" * 129], "invalid_envelope"),
+    "client": ([None, "", "c" * 129, 1], "invalid_envelope"),
     "email": ([{}, "x", {"email_subject": "s"}], "invalid_envelope"),
 }
 
@@ -294,6 +318,7 @@ def test_timestamps_are_utc_with_milliseconds_whatever_the_zone(moment: datetime
 _GROWING = '"\\\t\n\r\x0c\ufffe\uffffé€😀a'
 
 
+@settings(deadline=None)  # a 256 KiB email per example: a loaded machine must not turn slowness into a failure
 @given(
     subject_char=st.sampled_from([c for c in _GROWING if c not in "\t\n\r\x0c"]),
     sender_char=st.sampled_from([c for c in _GROWING if c not in "\t\n\r\x0c"]),
@@ -313,7 +338,9 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
         }
     )
     assert errors == [] and email is not None
-    envelope = Envelope(email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email)
+    envelope = Envelope(
+        email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email, client="😀" * 128
+    )
     attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
     for body in (envelope.to_body(), envelope.to_v1_body()):
         assert len(body.encode("utf-8")) + attribute <= largest_message_bytes()

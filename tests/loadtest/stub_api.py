@@ -5,6 +5,7 @@ Modes:
   errors       like ok, but every valid e-mail gets a 500
   slow         like ok, but every answer waits ``delay_seconds``
   shed         valid e-mails get 503 with Retry-After
+  rate_limited every other valid e-mail gets 429 with Retry-After (the client over its rate limit)
   lenient      200 for everything, bad requests included (the expected-error checks must catch it)
   forgetful    ignores Idempotency-Key (a new email_id every time)
 """
@@ -20,7 +21,7 @@ from typing import Any, Final, Literal
 
 from aiohttp import web
 
-Mode = Literal["ok", "errors", "slow", "shed", "lenient", "forgetful"]
+Mode = Literal["ok", "errors", "slow", "shed", "rate_limited", "lenient", "forgetful"]
 _FIELDS: Final = {"email_subject": str, "email_sender": str, "email_timestream": int, "email_content": str}
 
 
@@ -72,6 +73,11 @@ class StubApi:
         if self.mode == "shed":
             self.seen["shed"] += 1
             response = _problem(503, "service-unavailable")
+            response.headers["Retry-After"] = "1"
+            return response
+        if self.mode == "rate_limited" and sum(self.seen.values()) % 2:
+            self.seen["rate_limited"] += 1
+            response = _problem(429, "too-many-requests")
             response.headers["Retry-After"] = "1"
             return response
         key = request.headers.get("Idempotency-Key")

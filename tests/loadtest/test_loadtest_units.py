@@ -19,6 +19,7 @@ from loadtest.thresholds import (
     ACCEPT,
     BAD_TOKEN,
     MALFORMED_JSON,
+    RATE_LIMITED,
     SHED,
     Limits,
     Summary,
@@ -203,6 +204,19 @@ def test_unit_summary_keeps_shed_and_rejections_out_of_latency() -> None:
     assert summary.shed == 30
     assert summary.shed_rate == pytest.approx(30 / 180)
     assert violations(summary, Limits(max_shed_rate=0.5)) == []
+
+
+def test_unit_rate_limited_requests_are_counted_apart() -> None:
+    entries = _entries([100] * 100)
+    limited = FakeEntry(RATE_LIMITED)
+    for _ in range(40):
+        limited.log(5000)
+    summary = summarize([*entries, limited])
+    assert summary.rate_limited == 40
+    assert summary.requests == 100 and summary.failures == 0
+    assert summary.p99_ms == 100, "a 429's time is not the service's latency"
+    assert summary.shed_rate == 0
+    assert violations(summary, Limits()) == []
 
 
 def test_unit_violations_name_each_broken_limit() -> None:

@@ -151,6 +151,18 @@ def test_broken_thresholds_fail_the_run(locust_run: LocustRun, expected_in_log: 
 
 
 @pytest.mark.integration
+@pytest.mark.parametrize("locust_run", [Scenario("rate_limited")], indirect=True, ids=["rate-limited"])
+def test_429_is_its_own_outcome_not_a_failure(locust_run: LocustRun) -> None:
+    assert locust_run.completed.returncode == 0, locust_run.output
+    stats = locust_run.stats()
+    assert stats["rate_limited"]["requests"] == locust_run.stub.seen["rate_limited"] > 0
+    assert stats["rate_limited"]["failures"] == 0
+    summary = locust_run.report()["summary"]
+    assert summary["rate_limited"] == stats["rate_limited"]["requests"]
+    assert summary["failures"] == 0 and summary["shed"] == 0
+
+
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "locust_run",
     [

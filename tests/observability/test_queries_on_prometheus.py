@@ -29,12 +29,12 @@ Tick = Callable[[], None]
 def _api_registry() -> tuple[CollectorRegistry, Tick]:
     r = CollectorRegistry()
     ProcessCollector(registry=r)
-    requests = Counter("email_ingest_api_requests_total", "", ["route", "method", "code"], registry=r)
+    requests = Counter("email_ingest_api_requests_total", "", ["route", "method", "code", "client"], registry=r)
     duration = Histogram("email_ingest_api_request_duration_seconds", "", ["route", "method"], registry=r)
     Gauge("email_ingest_api_requests_in_flight", "", registry=r).set(2)
     shed = Counter("email_ingest_api_requests_shed_total", "", ["reason"], registry=r)
-    accepted = Counter("email_ingest_api_emails_accepted_total", "", registry=r)
-    rejections = Counter("email_ingest_api_rejections_total", "", ["reason"], registry=r)
+    accepted = Counter("email_ingest_api_emails_accepted_total", "", ["client"], registry=r)
+    rejections = Counter("email_ingest_api_rejections_total", "", ["reason", "client"], registry=r)
     entries = Histogram("email_ingest_publisher_batch_entries", "", buckets=(1, 2, 5, 10), registry=r)
     size = Histogram("email_ingest_publisher_batch_bytes", "", buckets=(1024, 65536, 1048576), registry=r)
     flushes = Counter("email_ingest_publisher_flushes_total", "", ["reason"], registry=r)
@@ -45,18 +45,21 @@ def _api_registry() -> tuple[CollectorRegistry, Tick]:
     refreshes = Counter("email_ingest_token_refreshes_total", "", ["outcome"], registry=r)
     Gauge("email_ingest_token_age_seconds", "", registry=r).set(42)
     Gauge("email_ingest_token_loaded", "", registry=r).set(1)
+    Gauge("email_ingest_token_clients", "", registry=r).set(3)
+    Gauge("email_ingest_token_clients_refused", "", registry=r).set(1)
     aws, aws_duration = _aws(r, "api")
 
     def tick() -> None:
-        for code, n in (("200", 97), ("503", 2), ("400", 1)):
-            requests.labels("/api/email", "POST", code).inc(n)
+        for code, n in (("200", 97), ("503", 2), ("400", 1), ("429", 3)):
+            requests.labels("/api/email", "POST", code, "acme").inc(n)
             duration.labels("/api/email", "POST").observe(0.02 * n / 50)
-        requests.labels("/healthz", "GET", "200").inc()
+        requests.labels("/healthz", "GET", "200", "unauthenticated").inc()
         duration.labels("/healthz", "GET").observe(0.001)
         shed.labels("queue_full").inc()
         shed.labels("draining").inc()
-        accepted.inc(97)
-        rejections.labels("invalid_payload").inc()
+        accepted.labels("acme").inc(97)
+        rejections.labels("invalid_payload", "acme").inc()
+        rejections.labels("rate_limited", "acme").inc(3)
         for n in (10, 7):
             entries.observe(n)
             size.observe(n * 900)

@@ -1,21 +1,19 @@
-"""The token check: constant-time in the presented token, and answers that reveal nothing beyond 'no'."""
+"""The token check: looked up by a keyed MAC only (nothing to learn from its time), and answers that reveal
+nothing beyond 'no'."""
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-import pytest
 
-from api_service import token_cache as token_cache_module
+from api_service.clients import DEFAULT_CLIENT, Client
 from api_service.token_cache import TokenCache, TokenCheck
-from api_service.token_source import TokenVersion
+from api_service.token_source import ClientParameter, TokenVersion
 from devstack.faultproxy import Mode
 from devstack.processes import http_status
 from tests.reliability.harness import FaultyPipeline
@@ -35,67 +33,73 @@ PRESENTED = [
 ]
 
 
-class _Spy:
-    def __init__(self) -> None:
-        self.calls: list[tuple[Any, Any]] = []
-        self._real: Callable[[Any, Any], bool] = hmac.compare_digest
+class _Probes(dict[bytes, Any]):
+    """The cache's digest table, recording every key it is probed with."""
 
-    def __call__(self, left: Any, right: Any) -> bool:
-        self.calls.append((left, right))
-        return self._real(left, right)
+    def __init__(self, table: dict[bytes, Any]) -> None:
+        super().__init__(table)
+        self.probes: list[object] = []
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        self.probes.append(key)
+        return super().get(key, default)
 
 
 class _History:
-    """Every value written one after the other just now, so that all are inside the grace period."""
+    """Every value written one after the other just now, so that all are inside the grace period; and clients
+    under the path with one version each."""
 
-    def __init__(self, values: list[str]) -> None:
+    def __init__(self, values: list[str], path: dict[str, str]) -> None:
         now = datetime.now(UTC)
         self.history = [TokenVersion(number, value, now) for number, value in enumerate(values, start=1)]
+        self.path = {name: [TokenVersion(1, value, now)] for name, value in path.items()}
 
-    async def versions(self) -> list[TokenVersion]:
-        return self.history
+    async def clients(self) -> list[ClientParameter]:
+        single = [ClientParameter(DEFAULT_CLIENT, self.history, single=True)]
+        return single + [ClientParameter(name, versions) for name, versions in sorted(self.path.items())]
 
 
-async def _cache(values: list[str]) -> TokenCache:
-    cache = TokenCache(_History(values), refresh_seconds=300, max_staleness_seconds=3600, rotation_grace_seconds=300)
+async def _cache(values: list[str], clients: int = 0) -> tuple[TokenCache, _Probes]:
+    source = _History(values, {f"client{index}": f"token-of-client-{index}" for index in range(clients)})
+    cache = TokenCache(source, refresh_seconds=300, max_staleness_seconds=3600, rotation_grace_seconds=300)
     assert await cache.refresh()
-    return cache
+    probes = cache._held.tokens = _Probes(cache._held.tokens)
+    return cache, probes
 
 
-@pytest.fixture
-def spy(monkeypatch: pytest.MonkeyPatch) -> _Spy:
-    spy = _Spy()
-    monkeypatch.setattr(hmac, "compare_digest", spy)  # the module calls hmac.compare_digest at run time
-    assert token_cache_module.hmac is hmac  # type: ignore[attr-defined]
-    return spy
-
-
-async def test_unit_comparison_sees_only_equal_length_digests(spy: _Spy) -> None:
-    cache = await _cache([SECRET])
+async def test_unit_the_lookup_sees_only_keyed_digests() -> None:
+    cache, probes = await _cache([SECRET])
     for presented in PRESENTED:
-        spy.calls.clear()
+        probes.probes.clear()
         verdict = cache.check(presented)
-        assert verdict is (TokenCheck.VALID if presented == SECRET else TokenCheck.INVALID)
-        assert len(spy.calls) == 1, presented[:20]
-        left, right = spy.calls[0]
-        assert type(left) is bytes and type(right) is bytes
-        assert len(left) == len(right) == 32  # HMAC-SHA256 digests, whatever was presented
-        assert SECRET.encode() not in left + right
+        assert verdict == (Client(DEFAULT_CLIENT) if presented == SECRET else TokenCheck.INVALID)
+        assert len(probes.probes) == 1, presented[:20]
+        (key,) = probes.probes
+        assert type(key) is bytes and len(key) == 32  # a BLAKE2b MAC, whatever was presented
+        assert SECRET.encode() not in key
+    assert all(len(key) == 32 and SECRET.encode() not in key for key in probes)
 
 
-async def test_unit_during_a_rotation_both_tokens_are_always_compared(spy: _Spy) -> None:
-    cache = await _cache([SECRET, SECRET + "-next"])
-    for presented in [*PRESENTED, SECRET + "-next"]:
-        spy.calls.clear()
-        verdict = cache.check(presented)
-        assert verdict is (TokenCheck.VALID if presented in {SECRET, SECRET + "-next"} else TokenCheck.INVALID)
-        # No short cut: a match on the current token does not skip the previous one, or the reverse.
-        assert len(spy.calls) == 2, presented[:20]
-        assert all(len(left) == len(right) == 32 for left, right in spy.calls)
+async def test_unit_one_probe_whatever_the_clients_and_versions_held() -> None:
+    """The work per check does not grow with the clients held (nor say how many there are, or which one
+    matched): one MAC, one probe of the table, during a rotation too."""
+    for clients in (0, 1, 50):
+        cache, probes = await _cache([SECRET, SECRET + "-next"], clients)
+        assert cache.kept_versions == 2 + clients
+        for presented in [*PRESENTED, SECRET + "-next", "token-of-client-0"]:
+            probes.probes.clear()
+            verdict = cache.check(presented)
+            if presented in {SECRET, SECRET + "-next"}:
+                assert verdict == Client(DEFAULT_CLIENT)
+            elif presented == "token-of-client-0" and clients:
+                assert verdict == Client("client0")
+            else:
+                assert verdict is TokenCheck.INVALID
+            assert len(probes.probes) == 1
 
 
-async def test_unit_the_digest_key_is_per_process_and_secret_free(spy: _Spy) -> None:
-    first, second = await _cache([SECRET]), await _cache([SECRET])
+async def test_unit_the_digest_key_is_per_process_and_secret_free() -> None:
+    (first, _), (second, _) = await _cache([SECRET]), await _cache([SECRET])
     assert first._digest(SECRET) != second._digest(SECRET)  # a digest from one pod is useless against another
     assert SECRET.encode() not in first._digest(SECRET)
 

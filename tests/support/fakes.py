@@ -11,7 +11,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from api_service.token_source import TokenVersion
+from api_service.clients import DEFAULT_CLIENT
+from api_service.token_source import ClientParameter, TokenVersion
 from consumer_service.sqs_queue import QueueSettings
 
 
@@ -101,12 +102,19 @@ class FakeSendQueue:
 
 
 class FakeTokenSource:
-    """The API's `TokenSource`: one token version, written a day ago (None: SSM cannot be reached)."""
+    """The API's `TokenSource`: the single token and, by name, clients' parameter values, each one version written
+    a day ago (token None: SSM cannot be reached)."""
 
-    def __init__(self, token: str | None) -> None:
+    def __init__(self, token: str | None, clients: Mapping[str, str] | None = None) -> None:
         self.token = token
+        self.path_values = dict(clients or {})  # client name -> parameter value (a token, or JSON with limits)
 
-    async def versions(self) -> list[TokenVersion]:
+    async def clients(self) -> list[ClientParameter]:
         if self.token is None:
             raise OSError("SSM unreachable")
-        return [TokenVersion(1, self.token, datetime.now(UTC) - timedelta(days=1))]
+        written = datetime.now(UTC) - timedelta(days=1)
+        found = [ClientParameter(DEFAULT_CLIENT, [TokenVersion(1, self.token, written)], single=True)]
+        found += [
+            ClientParameter(name, [TokenVersion(1, value, written)]) for name, value in sorted(self.path_values.items())
+        ]
+        return found

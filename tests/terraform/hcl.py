@@ -334,7 +334,8 @@ def check_token_stays_out(config: Config) -> list[str]:
                 if attribute in body
             )
             source = str(body.get("value_wo", ""))
-            if not any(source.startswith("${" + name + ".") for name in ephemeral):
+            # `name.result`, or `name[each.key].result` for one ephemeral value per instance (the clients' tokens).
+            if not any(source.startswith(("${" + name + ".", "${" + name + "[")) for name in ephemeral):
                 problems.append(f"{parameter.address}: value_wo does not come from an ephemeral resource ({source!r})")
             if not str(body.get("key_id", "")).startswith("${aws_kms_key."):
                 problems.append(f"{parameter.address}: not encrypted with a customer-managed key of this module")

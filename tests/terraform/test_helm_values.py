@@ -46,6 +46,7 @@ PLACEHOLDERS: dict[str, Any] = {
     "local.ecr_repositories.api": "email-ingest-api",
     "local.ecr_repositories.consumer": "email-ingest-consumer",
     # With the default operator_service_account ("email-ingest-redrive") the operator role exists.
+    "local.clients_path": "/email-ingest/dev/clients",
     "local.redrive_enabled": True,
     "local.redrive_service_account": "email-ingest-redrive",
     "local.redrive_role_arn": f"arn:aws:iam::{ACCOUNT}:role/email-ingest-dev-operator",
@@ -148,7 +149,14 @@ def test_helm_values_match_the_chart_schema(stack: Config) -> None:
 
 def test_helm_values_set_every_aws_value_and_role(document: dict[str, Any]) -> None:
     # The schema accepts a document that leaves things out; Terraform must fill in everything it knows.
-    assert set(document["aws"]) == {"region", "sqsQueueUrl", "sqsDlqUrl", "s3Bucket", "tokenParameterName"}
+    assert set(document["aws"]) == {
+        "region",
+        "sqsQueueUrl",
+        "sqsDlqUrl",
+        "s3Bucket",
+        "tokenParameterName",
+        "tokenParameterPath",
+    }
     for component in ("api", "consumer"):
         assert document[component]["serviceAccount"]["roleArn"] == PLACEHOLDERS[f"module.iam.{component}_role_arn"]
         assert document[component]["image"]["repository"]

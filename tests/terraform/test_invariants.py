@@ -254,6 +254,7 @@ def test_api_may_only_read_the_token_and_publish(iam: Config) -> None:
     assert hcl.granted_actions(iam, "api") == {
         "ssm:GetParameterHistory",
         "ssm:GetParameters",
+        "ssm:GetParametersByPath",
         "kms:Decrypt",
         "sqs:SendMessage",
         "kms:GenerateDataKey",
@@ -263,6 +264,28 @@ def test_api_may_only_read_the_token_and_publish(iam: Config) -> None:
     assert decrypt["resources"] == ["${var.token_kms_key_arn}"]
     assert decrypt["condition"][0]["variable"] == "kms:EncryptionContext:PARAMETER_ARN"
     assert hcl.statement_by_sid(iam, "api", "Publish")["resources"] == ["${var.queue_arn}"]
+
+
+def test_api_may_read_the_clients_path_and_only_the_parameters_right_under_it(iam: Config) -> None:
+    assert hcl.statement_by_sid(iam, "api", "ReadClients") == {
+        "sid": "ReadClients",
+        "actions": ["ssm:GetParametersByPath"],
+        "resources": ["${statement.value}"],
+    }
+    assert hcl.statement_by_sid(iam, "api", "ReadClientHistory")["resources"] == ["${statement.value}/*"]
+    decrypt = hcl.statement_by_sid(iam, "api", "DecryptClients")
+    assert decrypt["resources"] == ["${var.token_kms_key_arn}"]
+    assert decrypt["condition"][0]["variable"] == "kms:EncryptionContext:PARAMETER_ARN"
+    assert decrypt["condition"][0]["values"] == ["${statement.value}/*"]
+
+
+def test_client_tokens_never_reach_plan_or_state() -> None:
+    secret = load_dir(MODULES_DIR / "secret")
+    (client,) = [r for r in secret.of_type("aws_ssm_parameter") if r.name == "client"]
+    assert "value" not in client.body, "a value argument would put the token in the plan and the state"
+    assert client.body["value_wo"] == "${ephemeral.random_password.client[each.key].result}"
+    assert client.body["value_wo_version"] == 1
+    assert client.body["type"] == "SecureString"
 
 
 def test_consumer_may_only_consume_and_put_under_the_prefix(iam: Config) -> None:

@@ -105,10 +105,13 @@ the preStop sleep runs first, then SIGTERM starts the drain of at most SHUTDOWN_
 
 {{/* Required values, checked once by every component's ConfigMap. */}}
 {{- define "email-ingest.validate" -}}
-{{- range $key := list "region" "sqsQueueUrl" "s3Bucket" "tokenParameterName" }}
+{{- range $key := list "region" "sqsQueueUrl" "s3Bucket" }}
 {{- if not (get $.Values.aws $key) }}
 {{- fail (printf "aws.%s is required (see ci/minimal-values.yaml)" $key) }}
 {{- end }}
+{{- end }}
+{{- if not (or .Values.aws.tokenParameterName .Values.aws.tokenParameterPath) }}
+{{- fail "aws.tokenParameterName or aws.tokenParameterPath is required (see ci/minimal-values.yaml)" }}
 {{- end }}
 {{- if and .Values.api.ingress.enabled (eq .Values.api.ingress.alb.targetType "instance") (ne .Values.api.service.type "NodePort") }}
 {{- fail "api.ingress.alb.targetType=instance needs api.service.type=NodePort" }}

@@ -176,7 +176,17 @@ data:
   {{- if eq .component "api" }}
   API_HOST: "0.0.0.0"
   API_PORT: {{ include "email-ingest.port" . | quote }}
-  TOKEN_PARAMETER_NAME: {{ $root.Values.aws.tokenParameterName | quote }}
+  {{- with $root.Values.aws.tokenParameterName }}
+  TOKEN_PARAMETER_NAME: {{ . | quote }}
+  {{- end }}
+  {{- with $root.Values.aws.tokenParameterPath }}
+  TOKEN_PARAMETER_PATH: {{ . | quote }}
+  {{- end }}
+  MAX_CLIENTS: {{ $c.maxClients | int | quote }}
+  RATE_LIMIT_RPS: {{ $c.rateLimitRps | toString | quote }}
+  {{- if and $c.rateLimitBurst (gt (float64 $c.rateLimitRps) 0.0) }}
+  RATE_LIMIT_BURST: {{ $c.rateLimitBurst | int | quote }}
+  {{- end }}
   TOKEN_REFRESH_SECONDS: {{ $c.tokenRefreshSeconds | quote }}
   TOKEN_MAX_STALENESS_SECONDS: {{ $c.tokenMaxStalenessSeconds | quote }}
   TOKEN_ROTATION_GRACE_SECONDS: {{ $c.tokenRotationGraceSeconds | quote }}

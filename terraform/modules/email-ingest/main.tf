@@ -7,6 +7,7 @@ data "aws_region" "current" {}
 locals {
   bucket_name      = coalesce(var.bucket_name, "${var.name}-emails-${data.aws_caller_identity.current.account_id}")
   token_parameter  = coalesce(var.token_parameter_name, "/email-ingest/${var.environment}/api-token")
+  clients_path     = coalesce(var.client_parameters_path, "/email-ingest/${var.environment}/clients")
   ecr_repositories = { for service in ["api", "consumer"] : service => "${var.ecr_repository_prefix}email-ingest-${service}" }
 
   tags = merge(var.tags, {
@@ -82,8 +83,10 @@ module "bucket" {
 module "secret" {
   source = "../secret"
 
-  name      = local.token_parameter
-  kms_alias = "${var.name}-api-token"
+  name         = local.token_parameter
+  kms_alias    = "${var.name}-api-token"
+  clients_path = local.clients_path
+  clients      = var.clients
 
   tags = local.tags
 }
@@ -124,14 +127,15 @@ module "iam" {
   operator_service_account = var.operator_service_account
   operator_principal_arns  = var.operator_principal_arns
 
-  queue_arn           = module.queue.queue_arn
-  dlq_arn             = module.queue.dlq_arn
-  bucket_arn          = module.bucket.bucket_arn
-  bucket_key_prefix   = var.bucket_key_prefix
-  batch_key_prefix    = var.batch_key_prefix
-  bucket_kms_key_arn  = module.bucket.kms_key_arn
-  token_parameter_arn = module.secret.parameter_arn
-  token_kms_key_arn   = module.secret.kms_key_arn
+  queue_arn                  = module.queue.queue_arn
+  dlq_arn                    = module.queue.dlq_arn
+  bucket_arn                 = module.bucket.bucket_arn
+  bucket_key_prefix          = var.bucket_key_prefix
+  batch_key_prefix           = var.batch_key_prefix
+  bucket_kms_key_arn         = module.bucket.kms_key_arn
+  token_parameter_arn        = module.secret.parameter_arn
+  client_parameters_path_arn = module.secret.clients_path_arn
+  token_kms_key_arn          = module.secret.kms_key_arn
 
   github_repository        = var.github_repository
   github_environments      = var.github_environments
@@ -191,6 +195,7 @@ locals {
       sqsDlqUrl          = module.queue.dlq_url
       s3Bucket           = module.bucket.bucket_id
       tokenParameterName = module.secret.parameter_name
+      tokenParameterPath = local.clients_path
     }
     api = {
       image = {

@@ -48,6 +48,11 @@ output "glue_database_name" {
   value       = one(module.catalog[*].database_name)
 }
 
+output "client_parameters_path" {
+  description = "SSM path of the API clients' parameters (TOKEN_PARAMETER_PATH)."
+  value       = local.clients_path
+}
+
 output "token_parameter_name" {
   description = "SSM parameter of the API token (TOKEN_PARAMETER_NAME)."
   value       = module.secret.parameter_name

@@ -164,6 +164,20 @@ variable "token_parameter_name" {
   default     = null
 }
 
+variable "client_parameters_path" {
+  description = "SSM path of the API clients' parameters (TOKEN_PARAMETER_PATH); null derives \"/email-ingest/<environment>/clients\"."
+  type        = string
+  default     = null
+}
+
+variable "clients" {
+  description = "API clients by name: one SecureString each under client_parameters_path, its token written out of band (never through Terraform: docs/runbook.md, \"Clients\"). Removing one revokes it. The single token (token_parameter_name) stays, as the client \"default\"."
+  type = map(object({
+    description = optional(string)
+  }))
+  default = {}
+}
+
 variable "token_rotation_grace_seconds" {
   description = "TOKEN_ROTATION_GRACE_SECONDS given to the API (helm value api.config.tokenRotationGraceSeconds): the previous token stays valid this long after SSM recorded the new one, on every pod. Must cover the time clients need to switch, and exceed the token refresh period (300 s + 10% jitter) so that every pod has reloaded before the old token ends (a pod that never saw the new token could otherwise accept the old one until its next refresh)."
   type        = number

@@ -84,6 +84,42 @@ data "aws_iam_policy_document" "api" {
     }
   }
 
+  # The clients under TOKEN_PARAMETER_PATH: GetParametersByPath on the path itself (each client's latest version,
+  # decrypted), and the history and versions of the parameters right under it, for a client inside its rotation
+  # grace. Decryption is for those parameters only (SSM's encryption context is each parameter's ARN).
+  dynamic "statement" {
+    for_each = var.client_parameters_path_arn == null ? [] : [var.client_parameters_path_arn]
+    content {
+      sid       = "ReadClients"
+      actions   = ["ssm:GetParametersByPath"]
+      resources = [statement.value]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.client_parameters_path_arn == null ? [] : [var.client_parameters_path_arn]
+    content {
+      sid       = "ReadClientHistory"
+      actions   = ["ssm:GetParameterHistory", "ssm:GetParameters"]
+      resources = ["${statement.value}/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.client_parameters_path_arn == null ? [] : [var.client_parameters_path_arn]
+    content {
+      sid       = "DecryptClients"
+      actions   = ["kms:Decrypt"]
+      resources = [var.token_kms_key_arn]
+
+      condition {
+        test     = "StringLike"
+        variable = "kms:EncryptionContext:PARAMETER_ARN"
+        values   = ["${statement.value}/*"]
+      }
+    }
+  }
+
   statement {
     sid = "Publish"
     # sqs:SendMessage also authorises SendMessageBatch.

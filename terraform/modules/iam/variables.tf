@@ -97,6 +97,12 @@ variable "token_parameter_arn" {
   type        = string
 }
 
+variable "client_parameters_path_arn" {
+  description = "ARN of the SSM path of the clients' parameters (TOKEN_PARAMETER_PATH; the secret module's clients_path_arn); null grants nothing under a path."
+  type        = string
+  default     = null
+}
+
 variable "token_kms_key_arn" {
   description = "ARN of the KMS key that encrypts the token parameter."
   type        = string

@@ -1,5 +1,6 @@
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
+data "aws_region" "current" {}
 
 ################################################################################
 # Customer-managed KMS key of the parameter
@@ -63,4 +64,41 @@ resource "aws_ssm_parameter" "this" {
   value_wo_version = 1
 
   tags = var.tags
+}
+
+################################################################################
+# One parameter per API client, under clients_path (TOKEN_PARAMETER_PATH)
+#
+# Created exactly as the single token's: a random value nobody knows, through the write-only value_wo, so no
+# client's token is ever in a plan or the state; the operator writes the real one (docs/runbook.md, "Clients").
+################################################################################
+
+ephemeral "random_password" "client" {
+  for_each = var.clients
+
+  length  = 48
+  special = false
+}
+
+resource "aws_ssm_parameter" "client" {
+  for_each = var.clients
+
+  name        = "${var.clients_path}/${each.key}"
+  description = coalesce(each.value.description, "Token of the email-ingest client ${each.key}. Rotate with put-parameter (docs/runbook.md); never through Terraform.")
+  type        = "SecureString"
+  tier        = "Standard"
+  key_id      = aws_kms_key.this.arn
+
+  value_wo = ephemeral.random_password.client[each.key].result
+  # Never bump this: a new version would overwrite the client's live token with a random one.
+  value_wo_version = 1
+
+  tags = merge(var.tags, { EmailIngestClient = each.key })
+
+  lifecycle {
+    precondition {
+      condition     = var.clients_path != null
+      error_message = "clients needs clients_path: the path the API reads (TOKEN_PARAMETER_PATH)."
+    }
+  }
 }
