@@ -28,7 +28,7 @@ import structlog
 from api_service.metrics import PublisherMetrics
 from ingest_common.aws import THROTTLING_CODES, error_code, full_jitter_seconds, is_retryable
 from ingest_common.envelope import PACK_OVERHEAD_BYTES, pack_body
-from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_MAX_BATCH, message_payload_bytes
+from ingest_common.sqs_limits import MAX_BATCH_BYTES, SQS_BILLING_CHUNK_BYTES, SQS_MAX_BATCH, message_payload_bytes
 
 log = structlog.get_logger("api_service.publisher")
 
@@ -58,6 +58,8 @@ class _Entry:
     future: asyncio.Future[str]
     enqueued_at: float
     deadline: float
+    deferred: bool = False
+    """Held back once already to align a call with SQS's billing chunks (see _defer_spill)."""
     attempts: int = 0
     last_error: str = field(default="")
 
@@ -187,7 +189,6 @@ class BatchPublisher:
         messages: list[list[_Entry]] = []
         sizes: list[int] = []
         total = 0
-        emails = 0
         reason = "drain" if self._draining else "linger"
         while self._queue:
             entry = self._queue[0]
@@ -205,7 +206,6 @@ class BatchPublisher:
                     current.append(entry)
                     total += grown - sizes[-1]
                     sizes[-1] = grown
-                    emails += 1
                     continue
             if len(messages) == SQS_MAX_BATCH:
                 reason = "full"
@@ -217,15 +217,48 @@ class BatchPublisher:
             messages.append([entry])
             sizes.append(entry.alone_size)
             total += entry.alone_size
-            emails += 1
+        total = self._defer_spill(messages, sizes, total)
         if messages and self._metrics:
             self._metrics.flushes[reason].inc()
             self._metrics.batch_entries.observe(len(messages))
             self._metrics.batch_bytes.observe(total)
-            self._metrics.batch_emails.observe(emails)
+            self._metrics.batch_emails.observe(sum(map(len, messages)))
             for message in messages:
                 self._metrics.message_emails.observe(len(message))
         return messages, reason
+
+    def _defer_spill(self, messages: list[list[_Entry]], sizes: list[int], total: int) -> int:
+        """Holds back the emails that would spill a little past a 64 KiB chunk; returns the call's new size.
+
+        SQS bills each started 64 KiB of a call's payload: a call just past a chunk boundary pays a whole chunk
+        for its tail. Those tail emails wait one more linger, when newer emails share their chunk; each email
+        is held back at most once, and never while draining, so the added wait is bounded by one linger.
+        """
+        if self._draining or total <= SQS_BILLING_CHUNK_BYTES:
+            return total
+        aligned = total // SQS_BILLING_CHUNK_BYTES * SQS_BILLING_CHUNK_BYTES
+        if total - aligned > SQS_BILLING_CHUNK_BYTES // 2:  # the tail fills most of its chunk: worth its price
+            return total
+        assert self._loop is not None
+        now = self._loop.time()
+        held_back: list[_Entry] = []
+        while total > aligned and messages[-1][-1].deferred is False:
+            message = messages[-1]
+            entry = message.pop()
+            if not message:
+                messages.pop()
+                total -= sizes.pop()
+            else:  # a message left with one email carries that email's attributes again
+                smaller = message[0].alone_size if len(message) == 1 else sizes[-1] - entry.size
+                total += smaller - sizes[-1]
+                sizes[-1] = smaller
+            entry.deferred = True
+            entry.enqueued_at = now
+            held_back.append(entry)
+        for entry in held_back:  # popped newest first: each goes in front of the one popped before it
+            self._queue.appendleft(entry)
+            self._queued_bytes += entry.size
+        return total
 
     def _take_first(self) -> None:
         entry = self._queue.popleft()

@@ -724,6 +724,15 @@ def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
     script = lua_script(payload(TOKEN, COST_EMAIL_CONTENT))
     load = run_wrk(f"{stack.api_url}/api/email", script, pid=api_process.pid, seconds=args.seconds,
                    connections=args.connections)  # fmt: skip
+
+    def api_settled() -> bool:  # the requests wrk left in flight are answered: the counters are final
+        text = scrape(stack.api_url)
+        return (
+            metric_value(text, "email_ingest_publisher_pending_entries") == 0
+            and metric_value(text, "email_ingest_api_requests_in_flight") <= 1
+        )
+
+    wait(api_settled, 60, "the API to answer every request", 0.1)
     api_text = scrape(stack.api_url)
     accepted = metric_value(api_text, "email_ingest_api_emails_accepted_total")
 

@@ -424,3 +424,27 @@ async def test_kms_throttling_on_an_sse_kms_queue_is_retried(
     publisher = await started(sqs, registry)
     assert await publisher.publish(item("a")) == message_id_of(["a"])
     assert registry.get_sample_value("email_ingest_publisher_retries_total") == 1
+
+
+async def test_a_call_just_past_a_billing_chunk_holds_its_tail_back_once(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
+    """SQS bills each started 64 KiB: 70 emails of 1,000 bytes would pay two chunks for 70 KB; 65 go, 5 wait."""
+    publisher = await started(sqs, registry, linger_seconds=0.05)
+    ids = await asyncio.gather(*(publisher.publish(item(f"m{i}", 1000)) for i in range(70)))
+    payloads = [sum(len(entry["MessageBody"].encode()) for entry in call) for call in sqs.calls]
+    assert len(sqs.calls) == 2
+    assert payloads[0] <= 65_536 < payloads[0] + 1001, "the first call fills one chunk exactly"
+    assert [len(emails_in(entry)) for entry in sqs.calls[1]] == [70 - len(emails_in(sqs.calls[0][0]))]
+    assert sorted(name for message_id in set(ids) for name in name_of(message_id)) == sorted(f"m{i}" for i in range(70))
+
+
+async def test_a_drain_holds_nothing_back(
+    started: Start, sqs: FakeSqs, registry: CollectorRegistry
+) -> None:
+    publisher = await started(sqs, registry, linger_seconds=10.0)
+    pending = [asyncio.create_task(publisher.publish(item(f"m{i}", 1000))) for i in range(70)]
+    await asyncio.sleep(0.05)
+    await publisher.close(2.0)  # the drain sends all 70 at once, past the chunk or not
+    assert all(task.done() and not task.exception() for task in pending)
+    assert len(sqs.calls) == 1 and sum(len(emails_in(entry)) for entry in sqs.calls[0]) == 70
