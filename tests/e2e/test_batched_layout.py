@@ -127,8 +127,9 @@ def test_batched_run_is_read_back_by_duckdb_deduplicated_by_email_id(batched_sta
         dt, hour = BATCH_KEY.fullmatch(key).groups()  # type: ignore[union-attr]
         for line in gzip.decompress((tmp_path / key).read_bytes()).splitlines():
             document = json.loads(line)
-            assert list(document) == ["email_id", "received_at", "email_subject", "email_sender",
+            assert list(document) == ["email_id", "received_at", "client", "email_subject", "email_sender",
                                       "email_timestream", "email_content"]  # fmt: skip
+            assert document["client"] == "default"
             assert document["received_at"].startswith(f"{dt}T{hour}:")
 
     rows = query(tmp_path, "SELECT email_id, count(*) FROM emails GROUP BY email_id")

@@ -11,6 +11,7 @@ locals {
   columns = [
     { name = "email_id", type = "string", comment = "UUID; duplicates across batches share it (at least once)" },
     { name = "received_at", type = "string", comment = "RFC 3339 UTC with milliseconds, when the API accepted it" },
+    { name = "client", type = "string", comment = "the API client whose token sent it; null before clients existed" },
     { name = "email_subject", type = "string", comment = "" },
     { name = "email_sender", type = "string", comment = "" },
     { name = "email_timestream", type = "bigint", comment = "the email's own Unix timestamp (seconds)" },
