@@ -2,10 +2,12 @@
 
 Version 1 body:
     {"v": 1, "email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str, "email": {...}}
+and, optional, "traceparent": the W3C trace context of the span that published the email.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,8 +28,11 @@ from ingest_common.sqs_limits import message_payload_bytes
 
 ENVELOPE_VERSION: Final = 1
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
-_ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email"})
+_ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email", "traceparent"})
 _MAX_ID_CHARS: Final = 128
+# W3C Trace Context, version 00: version-trace_id-parent_id-flags, lower-case hex.
+TRACEPARENT_CHARS: Final = 55
+_TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 
 # SQS refuses these code points in a message body; JSON leaves them raw, so we escape them ourselves.
 _SQS_FORBIDDEN_UTF8: Final = ((b"\xef\xbf\xbe", b"\\ufffe"), (b"\xef\xbf\xbf", b"\\uffff"))
@@ -64,17 +69,20 @@ class Envelope:
     received_at: datetime
     request_id: str
     email: Email
+    traceparent: str | None = None
+    """The W3C trace context of the span that published this email: the consumer's spans link to it."""
 
     def to_body(self) -> str:
-        return sqs_safe_json(
-            {
-                "v": ENVELOPE_VERSION,
-                "email_id": self.email_id,
-                "received_at": format_timestamp(self.received_at),
-                "request_id": self.request_id,
-                "email": self.email.as_dict(),
-            }
-        ).decode("utf-8")
+        document: dict[str, object] = {
+            "v": ENVELOPE_VERSION,
+            "email_id": self.email_id,
+            "received_at": format_timestamp(self.received_at),
+            "request_id": self.request_id,
+            "email": self.email.as_dict(),
+        }
+        if self.traceparent is not None:  # written only when set: untraced bodies stay as they were
+            document["traceparent"] = self.traceparent
+        return sqs_safe_json(document).decode("utf-8")
 
     def stored_object(self) -> bytes:
         """The JSON document written to S3."""
@@ -129,6 +137,20 @@ def _parse_timestamp(value: object) -> datetime | None:
     return moment if moment.tzinfo is not None else None
 
 
+def parse_traceparent(value: object) -> str | None:
+    """A W3C traceparent as written by our producers, or None for one that is not (then no trace is continued).
+
+    As the W3C spec asks of a receiver, a malformed value is ignored rather than refused: an email is never held
+    back for its tracing. All-zero trace or span ids are invalid by the spec.
+    """
+    if not isinstance(value, str) or len(value) != TRACEPARENT_CHARS:
+        return None
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None or not match[1].strip("0") or not match[2].strip("0"):
+        return None
+    return value
+
+
 def _is_identifier(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and 0 < len(value) <= _MAX_ID_CHARS and value.isprintable()
 
@@ -154,10 +176,19 @@ def parse_envelope(body: str | bytes) -> Envelope:
         raise EnvelopeError("invalid_envelope", "email_id, request_id or received_at is missing or malformed")
     if "/" in email_id or email_id in {".", ".."}:
         raise EnvelopeError("invalid_envelope", "email_id is not usable as an object name")
+    traceparent = document.get("traceparent")
+    if traceparent is not None and (not isinstance(traceparent, str) or len(traceparent) > _MAX_ID_CHARS):
+        raise EnvelopeError("invalid_envelope", "traceparent is not a string of at most 128 characters")
     email, errors = parse_email(document.get("email"), pointer_prefix="/email", check_characters=False)
     if email is None:
         raise EnvelopeError("invalid_envelope", _describe(errors))
-    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email)
+    return Envelope(
+        email_id=email_id,
+        received_at=received_at,
+        request_id=request_id,
+        email=email,
+        traceparent=parse_traceparent(traceparent),
+    )
 
 
 def _describe(errors: list[FieldError]) -> str:
