@@ -28,6 +28,7 @@ from ingest_common.sqs_limits import message_payload_bytes
 
 ENVELOPE_VERSION: Final = 1
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
+TRACEPARENT_ATTRIBUTE: Final = "traceparent"
 _ENVELOPE_KEYS: Final = frozenset({"v", "email_id", "received_at", "request_id", "email", "traceparent"})
 _MAX_ID_CHARS: Final = 128
 # W3C Trace Context, version 00: version-trace_id-parent_id-flags, lower-case hex.
@@ -105,7 +106,8 @@ class Envelope:
 
 
 def largest_message_bytes() -> int:
-    """The most SQS can be asked to hold for one valid email: envelope body plus `request_id` attribute.
+    """The most SQS can be asked to hold for one valid email: envelope body plus `request_id` and `traceparent`
+    attributes (the trace context counted in both places).
 
     Built, not estimated: the worst character for each field at its limit. In content every UTF-8 byte
     takes at most two bytes of JSON (a quote, a backslash, TAB/LF/FF/CR, or U+FFFE/U+FFFF, whose three
@@ -122,8 +124,12 @@ def largest_message_bytes() -> int:
             timestream=TIMESTREAM_MAX,
             content='"' * CONTENT_MAX_BYTES,
         ),
+        traceparent="0" * TRACEPARENT_CHARS,
     )
-    attributes = {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": worst.request_id}}
+    attributes = {
+        REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": worst.request_id},
+        TRACEPARENT_ATTRIBUTE: {"DataType": "String", "StringValue": "0" * TRACEPARENT_CHARS},
+    }
     return message_payload_bytes(worst.to_body(), attributes)
 
 

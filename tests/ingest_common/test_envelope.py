@@ -23,6 +23,8 @@ from ingest_common.email import (
 )
 from ingest_common.envelope import (
     REQUEST_ID_ATTRIBUTE,
+    TRACEPARENT_ATTRIBUTE,
+    TRACEPARENT_CHARS,
     Envelope,
     EnvelopeError,
     format_timestamp,
@@ -284,9 +286,12 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
         }
     )
     assert errors == [] and email is not None
-    envelope = Envelope(email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email)
-    attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
-    assert len(envelope.to_body().encode("utf-8")) + attribute <= largest_message_bytes()
+    envelope = Envelope(
+        email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email, traceparent=TRACEPARENT
+    )
+    attributes = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
+    attributes += len(TRACEPARENT_ATTRIBUTE) + len("String") + TRACEPARENT_CHARS
+    assert len(envelope.to_body().encode("utf-8")) + attributes <= largest_message_bytes()
 
 
 def test_the_largest_message_needs_a_queue_above_the_old_256_kib_and_fits_sqs() -> None:
