@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from api_service.memory_budget import MIB, container_memory_limit, default_budget_bytes
@@ -16,6 +16,7 @@ from ingest_common.email import (
     SUBJECT_MAX_CHARS,
     TIMESTREAM_MAX_DIGITS,
 )
+from ingest_common.tracing import TracingSettings
 
 # SSM's largest parameter value (advanced tier): no valid token is longer.
 TOKEN_MAX_BYTES: Final = 8192
@@ -67,6 +68,7 @@ class ApiSettings:
     memory_budget_bytes: int = default_budget_bytes(None)
     shutdown_grace_seconds: float = 20.0
     log_level: str = "info"
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -100,6 +102,7 @@ class ApiSettings:
             ),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
+            tracing=TracingSettings.from_env(env),
         )
         if settings.token_max_staleness_seconds < settings.token_refresh_seconds:
             env.problems.append(

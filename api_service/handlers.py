@@ -8,6 +8,7 @@ from typing import Final
 
 import orjson
 from aiohttp import web
+from opentelemetry.trace import SpanKind, Tracer
 
 from api_service.ids import email_id_for
 from api_service.keys import (
@@ -19,13 +20,15 @@ from api_service.keys import (
     REQUEST_ID,
     SETTINGS,
     TOKEN_CACHE,
+    TRACER,
 )
 from api_service.memory_budget import Reservation
 from api_service.problems import problem
-from api_service.publisher import PublishRejected
+from api_service.publisher import BatchPublisher, PublishRejected
 from api_service.token_cache import TokenCheck
 from ingest_common.email import FieldError, parse_email
-from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope
+from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, TRACEPARENT_ATTRIBUTE, Envelope
+from ingest_common.tracing import traceparent_of
 
 _BODY_KEYS: Final = frozenset({"data", "token"})
 _IDEMPOTENCY_KEY_MAX: Final = 255
@@ -187,11 +190,20 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
     # while an unknown token waits (at most 2 s, rate-limited) for an early refresh.
     if not held.add(sys.getsizeof(email.content) + 3 * len(message_body)):
         return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
+    attributes = {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}}
+    tracer = app.get(TRACER)
     try:
-        message_id = await app[PUBLISHER].publish(
-            message_body,
-            {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}},
-        )
+        if tracer is None:
+            message_id = await app[PUBLISHER].publish(message_body, attributes)
+        else:
+            message_id = await _traced_publish(
+                tracer,
+                publisher=app[PUBLISHER],
+                body=message_body,
+                attributes=attributes,
+                queue_url=app[SETTINGS].queue_url,
+                email_id=envelope.email_id,
+            )
     except PublishRejected as rejected:
         return _unavailable(request, rejected.reason, rejected.retry_after_seconds)
     metrics.accepted.inc()
@@ -199,3 +211,35 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         body=orjson.dumps({"status": "success", "message_id": message_id, "email_id": envelope.email_id}),
         content_type="application/json",
     )
+
+
+async def _traced_publish(
+    tracer: Tracer,
+    *,
+    publisher: BatchPublisher,
+    body: str,
+    attributes: dict[str, dict[str, str]],
+    queue_url: str,
+    email_id: str,
+) -> str:
+    """The publish as a producer span (the messaging conventions' "send"), covering the wait for SQS's verdict on
+    the entry; its context travels with the message as the `traceparent` attribute, the creation context the
+    consumer's spans link to."""
+    queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    with tracer.start_as_current_span(
+        f"send {queue_name}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "aws_sqs",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": queue_name,
+            "email_ingest.email_id": email_id,
+        },
+    ) as span:
+        traceparent = traceparent_of(span)
+        if traceparent is not None:
+            attributes[TRACEPARENT_ATTRIBUTE] = {"DataType": "String", "StringValue": traceparent}
+        message_id = await publisher.publish(body, attributes)
+        span.set_attribute("messaging.message.id", message_id)
+        return message_id

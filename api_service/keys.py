@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from api_service.config import ApiSettings
@@ -31,3 +32,4 @@ RANDOM_IDS: Final = web.AppKey("random_ids", RandomIds)
 ACCESS_LOG: Final = web.AppKey("access_log", AccessLog)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)  # set by the middleware
+TRACER: Final = web.AppKey("tracer", Tracer)  # present only while tracing is on (ingest_common.tracing)

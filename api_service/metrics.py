@@ -69,7 +69,10 @@ class ApiMetrics:
         # Label lookups take a lock; the few combinations we use are cached here.
         self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
-    def observe(self, route: str, method: str, code: int, seconds: float) -> None:
+    def observe(
+        self, route: str, method: str, code: int, seconds: float, exemplar: dict[str, str] | None = None
+    ) -> None:
+        """`exemplar`: the request's trace (tracing on and sampled), served with the OpenMetrics exposition."""
         key = (route, method, code)
         children = self._request_children.get(key)
         if children is None:
@@ -78,7 +81,7 @@ class ApiMetrics:
                 self.duration.labels(route, method),
             )
         children[0].inc()
-        children[1].observe(seconds)
+        children[1].observe(seconds, exemplar)
 
 
 class PublisherMetrics:
