@@ -20,11 +20,13 @@ import structlog
 from consumer_service.deleter import BatchDeleter
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.metrics import ConsumerMetrics
+from consumer_service.spans import MessageSpans
 from consumer_service.sqs_queue import Queue
 from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.aws import error_code
 from ingest_common.envelope import Envelope, EnvelopeError, parse_envelope
 from ingest_common.sqs_limits import SQS_MAX_BATCH
+from ingest_common.tracing import exemplar
 
 log = structlog.get_logger("consumer_service.consumer")
 
@@ -85,8 +87,10 @@ class Consumer:
         max_in_flight: int,
         metrics: ConsumerMetrics,
         poison_schedule: PoisonSchedule,
+        spans: MessageSpans | None = None,
     ) -> None:
         self._queue = queue
+        self._spans = spans or MessageSpans(None, "")
         self._store = store
         self._deleter = deleter
         self._heartbeat = heartbeat
@@ -171,21 +175,25 @@ class Consumer:
                 self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
                 await self._poison(message, exc)
                 return
+            span = self._spans.process(message, envelope, receive_count)
             del message  # the batched layout holds thousands of messages: keep no body while waiting for a batch
-            bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
-            received_at = envelope.received_at
-            written = self._store.add(envelope)
-            del envelope
-            try:
-                result = await written
-            except StoreFailed:
-                bound.error("store_failed_message_kept", receive_count=receive_count)
-                return
-            stored_after = (datetime.now(UTC) - received_at).total_seconds()
-            self._metrics.end_to_end.observe(max(0.0, stored_after))
-            self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
-            deleted = await self._deleter.delete(receipt_handle)
-            bound.info("email_stored", result=result.value, deleted=deleted)
+            with span as current:
+                bound = log.bind(message_id=message_id, email_id=envelope.email_id, request_id=envelope.request_id)
+                received_at = envelope.received_at
+                written = self._store.add(envelope)
+                del envelope
+                try:
+                    result = await written
+                except StoreFailed:
+                    bound.error("store_failed_message_kept", receive_count=receive_count)
+                    MessageSpans.failed(current, "store_failed")
+                    return
+                stored_after = (datetime.now(UTC) - received_at).total_seconds()
+                self._metrics.end_to_end.observe(max(0.0, stored_after), exemplar() if current else None)
+                self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted
+                with self._spans.delete():
+                    deleted = await self._deleter.delete(receipt_handle)
+                bound.info("email_stored", result=result.value, deleted=deleted)
         finally:
             self._heartbeat.untrack(tracked)
             self._metrics.in_flight.dec()
