@@ -120,7 +120,7 @@ async def build_consumer(
     )
     return Consumer(
         queue=queue,
-        store=email_store(settings, store, metrics),
+        store=email_store(settings, store, metrics, tracer),
         deleter=BatchDeleter(queue.delete_batch, metrics=metrics),
         heartbeat=Heartbeat(
             queue.change_visibility_batch,
@@ -136,7 +136,9 @@ async def build_consumer(
     )
 
 
-def email_store(settings: ConsumerSettings, objects: ObjectStore, metrics: ConsumerMetrics) -> EmailStore:
+def email_store(
+    settings: ConsumerSettings, objects: ObjectStore, metrics: ConsumerMetrics, tracer: Tracer | None = None
+) -> EmailStore:
     """The layout STORAGE_LAYOUT asks for: one object per email, or batches."""
     if settings.batched:
         return BatchedStore(
@@ -150,6 +152,7 @@ def email_store(settings: ConsumerSettings, objects: ObjectStore, metrics: Consu
             ),
             max_attempts=settings.s3_max_attempts,
             metrics=metrics,
+            tracer=tracer,
         )
     return S3Writer(objects, key_prefix=settings.key_prefix, max_attempts=settings.s3_max_attempts, metrics=metrics)
 

@@ -161,3 +161,27 @@ async def test_a_redelivered_message_is_a_second_process_span_linked_to_the_same
         assert_child_and_linked(span, PRODUCER)
     assert failed.context.span_id != stored.context.span_id
     assert s3.keys == [parse_envelope(body).s3_key(SETTINGS.key_prefix)]
+
+
+async def test_a_batch_write_is_its_own_span_linked_to_each_emails_process_span(aiohttp_client: ClientFactory) -> None:
+    recorded, s3 = RecordedSpans(), FakeS3Client()
+    settings = dataclasses.replace(SETTINGS, storage_layout="batched", batch_max_seconds=0.2)
+    bodies = [envelope(10 + index).to_body() for index in range(3)]
+    queue = FakeQueue([message(f"m{index}", body, PRODUCER) for index, body in enumerate(bodies)])
+    store = S3Store(s3, settings.bucket, AwsCallMetrics(CollectorRegistry(), tracer=recorded.tracer))  # type: ignore[arg-type]
+    app = create_app(settings, queue=queue, store=store)
+    app[TRACER] = recorded.tracer
+    await aiohttp_client(app)
+
+    async def deleted() -> bool:
+        return len(queue.deleted) == 3 and len(recorded.named("process emails")) == 3
+
+    await wait_for(deleted, timeout=10, what="the batch written and its messages deleted")
+    [write] = recorded.named("write batch")
+    [put] = recorded.named("S3.PutObject")
+    processes = recorded.named("process emails")
+    assert write.parent is None, "the batch's own trace, not one email's"
+    assert put.parent is not None and put.parent.span_id == write.context.span_id
+    assert {link.context.span_id for link in write.links} == {process.context.span_id for process in processes}
+    for process in processes:
+        assert_child_and_linked(process, PRODUCER)
