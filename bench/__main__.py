@@ -7,7 +7,8 @@ One run, one machine, the same load generator (wrk) for the API and its ceiling:
  4. the consumer against a bare receive -> put -> delete loop, same concurrency, same endpoints;
  5. end-to-end latency (API 200 -> object stored) at a fixed moderate rate;
  6. overload at several times what SQS can absorb: share shed with 503, RSS before and after;
- 7. zero-loss accounting for the whole run.
+ 7. zero-loss accounting for the whole run;
+ 8. what tracing costs: the API's and the consumer's CPU per email with tracing off, at 1% and at 100% sampling.
 SQS is ElasticMQ, S3 is gofakes3 when installed (moto otherwise), SSM is moto. Everything binds 127.0.0.1.
 """
 
@@ -666,6 +667,70 @@ def accounting(bench: Bench, api_urls: tuple[str, ...]) -> tuple[str, bool]:
     return line, missing == 0 and objects == distinct
 
 
+# OTEL_* of section 8's modes (None: tracing off). Parent-based, as the chart's default: the consumer follows the
+# API's decision for the emails the API traced, and samples the backlog's (untraced) messages at the same ratio.
+TRACING_MODES: dict[str, dict[str, str] | None] = {
+    "off": None,
+    "1%": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    "100%": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
+
+
+def tracing_cost(bench: Bench) -> None:
+    """8. the API's CPU per accepted email (wrk, as section 2) and the consumer's CPU per stored email (a backlog, as
+    section 4) with tracing off, at 1% and at 100%; spans are exported over OTLP/HTTP to a sink that keeps nothing
+    (bench/otlp_sink.py), so the figures are the services' own cost of tracing."""
+    print("8. tracing cost: off, 1%, 100%", flush=True)
+    args, report = bench.args, bench.report
+    port = free_port()
+    sink = ManagedProcess("otlp-sink", python_module("bench.otlp_sink", str(port)), log_path=bench.work / "sink.log")
+    sink.start()
+    bench.cleanup.callback(sink.stop)
+    wait(lambda: answers(f"http://{LOOPBACK}:{port}/exports"), 20, "the OTLP sink")
+    api_cpu: dict[str, float] = {}
+    consumer_cpu: dict[str, float] = {}
+    saved_api_env = dict(bench.stack.config.api_env)
+    for mode, sampler in TRACING_MODES.items():
+        otel = (
+            {}
+            if sampler is None
+            else {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{LOOPBACK}:{port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                **sampler,
+            }
+        )
+        bench.stack.config.api_env = {**saved_api_env, **otel}
+        process = bench.stack.start_api()
+        api_url = f"{bench.stack.api_url}/api/email"
+        run_wrk(api_url, bench.script, pid=process.pid, seconds=3, connections=args.connections)  # warm-up
+        before = metric_value(scrape(bench.stack.api_url), "email_ingest_api_emails_accepted_total")
+        run = run_wrk(api_url, bench.script, pid=process.pid, seconds=args.seconds, connections=args.connections)
+        accepted = metric_value(scrape(bench.stack.api_url), "email_ingest_api_emails_accepted_total") - before
+        process.stop()
+        api_cpu[mode] = run.cpu_us_per(int(accepted))
+        # The backlog holds the emails the API just accepted (carrying its sampling decision) and as many more.
+        drained = drain_backlog(bench, args.consumer_messages, f"the consumer ({mode}) to drain", otel)
+        stored = metric_value(drained.metrics, "email_ingest_consumer_emails_stored_total")
+        consumer_cpu[mode] = drained.cpu_seconds / stored * 1e6 if stored else float("nan")
+    bench.stack.config.api_env = saved_api_env
+    for mode in TRACING_MODES:
+        report.add(
+            "8 tracing", f"API CPU per accepted email, {mode} (us)", fmt(api_cpu[mode], 1), fmt(api_cpu["off"], 1)
+        )
+    for mode in TRACING_MODES:
+        report.add(
+            "8 tracing",
+            f"consumer CPU per stored email, {mode} (us)",
+            fmt(consumer_cpu[mode], 1),
+            fmt(consumer_cpu["off"], 1),
+        )
+    report.notes.append(
+        "tracing: baseline = the same service with tracing off, in the same run; spans exported over OTLP/HTTP to "
+        "a sink that keeps nothing (its CPU not counted)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
@@ -674,6 +739,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200, help="requests/s of the end-to-end latency run")
     parser.add_argument("--overload-connections", type=int, default=1024)
     parser.add_argument("--write", type=Path, help="append the table to this markdown file")
+    parser.add_argument("--only-tracing", action="store_true", help="run section 8 (tracing cost) alone")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (Debian package wrk; scripts/tools/install-bench.sh)")
@@ -684,6 +750,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logs in {work}", flush=True)
     with ExitStack() as cleanup:
         bench = start(args, report, work, cleanup)
+        if args.only_tracing:
+            tracing_cost(bench)
+            return _finish(args, report, load_average, "- section 8 alone (--only-tracing)", ok=True)
         # The sections run in this order, not in their numbers': the consumers are measured before the API fills
         # the queue, and section 3 counts the SQS calls of section 2's emails.
         bare = ceiling(bench)
@@ -694,13 +763,19 @@ def main(argv: list[str] | None = None) -> int:
         end_to_end(bench, api_run)
         overload_url = overload(bench)
         line, ok = accounting(bench, (bench.stack.api_url, overload_url))
+        tracing_cost(bench)  # after the accounting: its emails are drained by its own consumer runs
+    return _finish(args, report, load_average, f"- {line}", ok=ok)
 
+
+def _finish(
+    args: argparse.Namespace, report: Report, load_average: tuple[float, float, float], last: str, *, ok: bool
+) -> int:
     header = (
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {platform.node()}, {psutil.cpu_count()} cores, "
         f"{_cpu_model()}, Python {platform.python_version()}; load average at start "
         f"{load_average[0]:.1f}"
     )
-    text = f"{header}\n\n{report.markdown()}\n\n" + "".join(f"- {note}\n" for note in report.notes) + f"- {line}\n"
+    text = f"{header}\n\n{report.markdown()}\n\n" + "".join(f"- {note}\n" for note in report.notes) + f"{last}\n"
     print("\n" + text)
     if args.write:
         with args.write.open("a") as out:
