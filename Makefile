@@ -43,8 +43,9 @@ run: venv ## the pipeline on 127.0.0.1: moto, the API, the consumer (LOCAL_AWS=f
 objects: venv ## what make run stored: the keys and the newest (KEY=<key>: that one); same LOCAL_AWS, ports as make run
 	python -m devstack.objects $(KEY)
 
-observe: venv ## make run plus a Prometheus scraping it with the alert rules (PROMETHEUS_PORT, default 9090)
+observe: venv ## make run plus a Prometheus scraping it with the alert rules (PROMETHEUS_PORT, default 9090); TRACING=jaeger adds Jaeger
 	@command -v prometheus >/dev/null 2>&1 || bash scripts/tools/install-observability.sh
+	@if [ "$${TRACING:-off}" = jaeger ]; then bash scripts/tools/install-jaeger.sh; fi
 	@if [ "$${LOCAL_AWS:-moto}" = fast ]; then bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh; fi
 	python -m observability.observe
 

@@ -28,6 +28,7 @@ from api_service.keys import (
     SETTINGS,
     TOKEN_CACHE,
     TOKEN_SOURCE,
+    TRACER,
 )
 from api_service.lifecycle import Lifecycle
 from api_service.memory_budget import MemoryBudget
@@ -42,6 +43,9 @@ from api_service.token_source import SsmTokenSource
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.logging import AccessLog
 from ingest_common.metrics import metrics_handler, new_registry
+from ingest_common.tracing import open_tracing
+
+SERVICE_NAME = "email-ingest-api"  # service.name in traces unless OTEL_SERVICE_NAME says otherwise
 
 
 async def sqs_endpoint(session: aioboto3.Session, region: str) -> str:
@@ -50,10 +54,18 @@ async def sqs_endpoint(session: aioboto3.Session, region: str) -> str:
         return str(resolver.meta.endpoint_url)
 
 
+async def tracing(app: web.Application) -> AsyncIterator[None]:
+    """The tracer (only when OTEL_* turns tracing on), opened first and closed last: the last spans are exported."""
+    async with open_tracing(app[SETTINGS].tracing, SERVICE_NAME, "api_service") as tracer:
+        if tracer is not None:
+            app[TRACER] = tracer
+        yield
+
+
 async def aws_adapters(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
     """One SQS client and one SSM client for the life of the process, each behind its adapter."""
     settings = app[SETTINGS]
-    aws_metrics = AwsCallMetrics(app[REGISTRY])
+    aws_metrics = AwsCallMetrics(app[REGISTRY], tracer=app.get(TRACER))
     ssm_config = client_config(max_pool_connections=2, read_timeout=5.0, max_attempts=3)
     # The publisher retries on its own within a deadline: one attempt per call, with tight timeouts.
     sqs = SqsJsonClient(
@@ -134,11 +146,13 @@ def create_app(
     app[RATE_LIMITER] = RateLimiter(settings.rate_limit)
     app[ACCESS_LOG] = AccessLog("api_service.access")
     app[OPENAPI_DOCUMENT] = resources.files("api_service").joinpath("openapi.json").read_bytes()
+    app.cleanup_ctx.append(tracing)
     if queue is None or token_source is None:
         app.cleanup_ctx.append(partial(aws_adapters, session or aioboto3.Session()))
     else:
         app[QUEUE], app[TOKEN_SOURCE] = queue, token_source
-    # Stopped in reverse: the publisher flushes first, then the token cache stops, then the clients close.
+    # Stopped in reverse: the publisher flushes first, then the token cache stops, then the clients close, then the
+    # tracer exports what is left.
     app.cleanup_ctx.append(token_cache)
     app.cleanup_ctx.append(publisher)
     app.router.add_post("/api/email", ingest_email)

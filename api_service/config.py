@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from api_service.clients import MAX_RATE, NO_RATE_LIMIT, RateLimit
@@ -19,6 +19,7 @@ from ingest_common.email import (
     TIMESTREAM_MAX_DIGITS,
 )
 from ingest_common.sqs_limits import MAX_MESSAGE_BYTES
+from ingest_common.tracing import TracingSettings
 
 # SSM's largest parameter value (advanced tier): no valid token is longer.
 TOKEN_MAX_BYTES: Final = 8192
@@ -79,6 +80,7 @@ class ApiSettings:
     memory_budget_bytes: int = default_budget_bytes(None)
     shutdown_grace_seconds: float = 20.0
     log_level: str = "info"
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ApiSettings:
@@ -118,6 +120,7 @@ class ApiSettings:
             ),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 20.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
+            tracing=TracingSettings.from_env(env),
         )
         if not settings.token_parameter_name and not settings.token_parameter_path:
             env.problems.append(

@@ -3,12 +3,14 @@ message."""
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from datetime import UTC, datetime
 from typing import Final
 
 import orjson
 from aiohttp import web
+from opentelemetry.trace import SpanKind, Tracer
 
 from api_service.clients import Client
 from api_service.ids import email_id_for
@@ -23,16 +25,20 @@ from api_service.keys import (
     REQUEST_ID,
     SETTINGS,
     TOKEN_CACHE,
+    TRACER,
 )
 from api_service.memory_budget import Reservation
 from api_service.problems import problem
-from api_service.publisher import PublishRejected
+from api_service.publisher import BatchPublisher, PublishRejected
 from api_service.rate_limit import retry_after_header
 from api_service.token_cache import TokenCheck
 from ingest_common.email import FieldError, parse_email
-from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, Envelope
+from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, TRACEPARENT_ATTRIBUTE, Envelope
+from ingest_common.tracing import traceparent_of
 
 _BODY_KEYS: Final = frozenset({"data", "token"})
+# `"traceparent":"00-<32 hex>-<16 hex>-<2 hex>",` in an envelope item: what tracing adds to what a request holds.
+_TRACEPARENT_ITEM_BYTES: Final = 72
 _IDEMPOTENCY_KEY_MAX: Final = 255
 _TOKEN_UNAVAILABLE_RETRY_AFTER: Final = 5
 _MEMORY_BUDGET_RETRY_AFTER: Final = 1
@@ -210,13 +216,13 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
     # Reserved only now that the email is known valid; until here the parsed document is covered by the
     # body's two-copy reservation, except while an unknown token waits (at most 2 s, rate-limited) for an
     # early refresh.
-    if not held.add(sys.getsizeof(email.content) + 4 * len(item)):
+    tracer = app.get(TRACER)
+    traced_bytes = _TRACEPARENT_ITEM_BYTES if tracer is not None else 0
+    if not held.add(sys.getsizeof(email.content) + 4 * (len(item) + traced_bytes)):
         return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
+    attributes = {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}}
     try:
-        message_id = await app[PUBLISHER].publish(
-            item,
-            {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": request_id}},
-        )
+        message_id = await _publish(app, tracer, envelope, item, attributes)
     except PublishRejected as rejected:
         return _unavailable(request, rejected.reason, rejected.retry_after_seconds)
     metrics.accept(client.name)
@@ -224,3 +230,50 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         body=orjson.dumps({"status": "success", "message_id": message_id, "email_id": envelope.email_id}),
         content_type="application/json",
     )
+
+
+async def _publish(
+    app: web.Application,
+    tracer: Tracer | None,
+    envelope: Envelope,
+    item: bytes,
+    attributes: dict[str, dict[str, str]],
+) -> str:
+    if tracer is None:
+        return await app[PUBLISHER].publish(item, attributes)
+    return await _traced_publish(
+        tracer, publisher=app[PUBLISHER], envelope=envelope, attributes=attributes, queue_url=app[SETTINGS].queue_url
+    )
+
+
+async def _traced_publish(
+    tracer: Tracer,
+    *,
+    publisher: BatchPublisher,
+    envelope: Envelope,
+    attributes: dict[str, dict[str, str]],
+    queue_url: str,
+) -> str:
+    """The publish as a producer span (the messaging conventions' "send"), covering the wait for SQS's verdict on
+    the message; its context travels inside the email's envelope item (a pack holds many emails, each with its
+    own) and as the `traceparent` attribute of a message holding this email alone: the creation context the
+    consumer's spans link to. The item is built again here, with the context, only for a sampled span."""
+    queue_name = queue_url.rstrip("/").rsplit("/", 1)[-1]
+    with tracer.start_as_current_span(
+        f"send {queue_name}",
+        kind=SpanKind.PRODUCER,
+        attributes={
+            "messaging.system": "aws_sqs",
+            "messaging.operation.type": "send",
+            "messaging.operation.name": "send",
+            "messaging.destination.name": queue_name,
+            "email_ingest.email_id": envelope.email_id,
+        },
+    ) as span:
+        traceparent = traceparent_of(span)
+        if traceparent is not None:
+            attributes[TRACEPARENT_ATTRIBUTE] = {"DataType": "String", "StringValue": traceparent}
+            envelope = dataclasses.replace(envelope, traceparent=traceparent)
+        message_id = await publisher.publish(envelope.to_item(), attributes)
+        span.set_attribute("messaging.message.id", message_id)
+        return message_id

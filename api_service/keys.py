@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from api_service.config import ApiSettings
@@ -34,3 +35,4 @@ RATE_LIMITER: Final = web.AppKey("rate_limiter", RateLimiter)
 
 REQUEST_ID: Final = web.RequestKey("request_id", str)  # set by the middleware
 CLIENT: Final = web.RequestKey("client", str)  # the authenticated client's name, set by the handler
+TRACER: Final = web.AppKey("tracer", Tracer)  # present only while tracing is on (ingest_common.tracing)

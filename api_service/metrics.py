@@ -80,7 +80,17 @@ class ApiMetrics:
         for reason in REJECTION_REASONS:  # series from the start, so that a query sees 0 rather than nothing
             self._rejection_children[(reason, UNAUTHENTICATED)] = self._rejections.labels(reason, UNAUTHENTICATED)
 
-    def observe(self, route: str, method: str, code: int, seconds: float, client: str = UNAUTHENTICATED) -> None:
+    def observe(
+        self,
+        route: str,
+        method: str,
+        code: int,
+        seconds: float,
+        *,
+        client: str = UNAUTHENTICATED,
+        exemplar: dict[str, str] | None = None,
+    ) -> None:
+        """`exemplar`: the request's trace (tracing on and sampled), served with the OpenMetrics exposition."""
         key = (route, method, code, client)
         children = self._request_children.get(key)
         if children is None:
@@ -89,7 +99,7 @@ class ApiMetrics:
                 self.duration.labels(route, method),
             )
         children[0].inc()
-        children[1].observe(seconds)
+        children[1].observe(seconds, exemplar)
 
     def accept(self, client: str) -> None:
         child = self._accepted_children.get(client)

@@ -11,10 +11,13 @@ from typing import Final
 
 import structlog
 from aiohttp import web
+from opentelemetry import context, trace
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode, Tracer
 
 from api_service.clients import UNAUTHENTICATED
-from api_service.keys import ACCESS_LOG, CLIENT, METRICS, RANDOM_IDS, REQUEST_ID
+from api_service.keys import ACCESS_LOG, CLIENT, METRICS, RANDOM_IDS, REQUEST_ID, TRACER
 from api_service.problems import problem
+from ingest_common.tracing import exemplar, http_traceparent
 
 log = structlog.get_logger("api_service.middleware")
 
@@ -53,8 +56,43 @@ def _problem_for(exc: web.HTTPException, request: web.Request, request_id: str) 
     raise exc
 
 
+def _route(request: web.Request) -> str:
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
 @web.middleware
 async def observe_request(request: web.Request, handler: Handler) -> web.StreamResponse:
+    tracer = request.app.get(TRACER)
+    if tracer is None:  # tracing off: nothing more than this lookup
+        return await _observe(request, handler, None)
+    span = _server_span(tracer, request)
+    token = context.attach(trace.set_span_in_context(span))
+    try:
+        return await _observe(request, handler, span)
+    finally:
+        context.detach(token)
+        span.end()
+
+
+def _server_span(tracer: Tracer, request: web.Request) -> Span:
+    """A server span with the HTTP semantic conventions, continuing the caller's trace when it sent a traceparent."""
+    route = _route(request)
+    method = request.method if request.method in _KNOWN_METHODS else "_OTHER"
+    return tracer.start_span(
+        f"{method} {route}" if route != "unmatched" else method,
+        context=http_traceparent(request.headers),
+        kind=SpanKind.SERVER,
+        attributes={
+            "http.request.method": method,
+            "http.route": route,
+            "url.path": request.path[:_LOGGED_PATH_MAX],
+            "url.scheme": request.scheme,
+        },
+    )
+
+
+async def _observe(request: web.Request, handler: Handler, span: Span | None) -> web.StreamResponse:
     started = time.perf_counter()
     request_id = request_id_for(request)
     request[REQUEST_ID] = request_id
@@ -84,11 +122,17 @@ async def observe_request(request: web.Request, handler: Handler) -> web.StreamR
     finally:
         metrics.requests_in_flight -= 1
         elapsed = time.perf_counter() - started
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
+        route = _route(request)
         method = request.method if request.method in _KNOWN_METHODS else "OTHER"
         client = request.get(CLIENT, UNAUTHENTICATED)
-        metrics.observe(route, method, status, elapsed, client)
+        if span is None:
+            metrics.observe(route, method, status, elapsed, client=client)
+        else:
+            span.set_attribute("http.response.status_code", status)
+            span.set_attribute("email_ingest.request_id", request_id)
+            if status >= 500:  # the server's failures; a 4xx is the client's (the HTTP conventions' rule)
+                span.set_status(Status(StatusCode.ERROR))
+            metrics.observe(route, method, status, elapsed, client=client, exemplar=exemplar())
         request.app[ACCESS_LOG].request(
             method=method,
             path=request.path[:_LOGGED_PATH_MAX],

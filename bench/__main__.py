@@ -10,6 +10,7 @@ One run, one machine, the same load generator (wrk) for the API and its ceiling:
  7. zero-loss accounting for the whole run;
  8. what it costs: AWS requests per email from both services' own counters at load, for both storage layouts,
     and the list-price cost per million 1 KiB emails beside simple designs and Firehose.
+ 9. what tracing costs: the API's and the consumer's CPU per email with tracing off, at 1% and at 100% sampling.
 SQS is ElasticMQ, S3 is gofakes3 when installed (moto otherwise), SSM is moto. Everything binds 127.0.0.1.
 """
 
@@ -783,6 +784,70 @@ def _delta(before: str, after: str, name: str, labels: dict[str, str] | None = N
     return metric_value(after, name, labels) - metric_value(before, name, labels)
 
 
+# OTEL_* of section 9's modes (None: tracing off). Parent-based, as the chart's default: the consumer follows the
+# API's decision for the emails the API traced, and samples the backlog's (untraced) messages at the same ratio.
+TRACING_MODES: dict[str, dict[str, str] | None] = {
+    "off": None,
+    "1%": {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.01"},
+    "100%": {"OTEL_TRACES_SAMPLER": "parentbased_always_on"},
+}
+
+
+def tracing_cost(bench: Bench) -> None:
+    """9. the API's CPU per accepted email (wrk, as section 2) and the consumer's CPU per stored email (a backlog, as
+    section 4) with tracing off, at 1% and at 100%; spans are exported over OTLP/HTTP to a sink that keeps nothing
+    (bench/otlp_sink.py), so the figures are the services' own cost of tracing."""
+    print("9. tracing cost: off, 1%, 100%", flush=True)
+    args, report = bench.args, bench.report
+    port = free_port()
+    sink = ManagedProcess("otlp-sink", python_module("bench.otlp_sink", str(port)), log_path=bench.work / "sink.log")
+    sink.start()
+    bench.cleanup.callback(sink.stop)
+    wait(lambda: answers(f"http://{LOOPBACK}:{port}/exports"), 20, "the OTLP sink")
+    api_cpu: dict[str, float] = {}
+    consumer_cpu: dict[str, float] = {}
+    saved_api_env = dict(bench.stack.config.api_env)
+    for mode, sampler in TRACING_MODES.items():
+        otel = (
+            {}
+            if sampler is None
+            else {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{LOOPBACK}:{port}",
+                "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+                **sampler,
+            }
+        )
+        bench.stack.config.api_env = {**saved_api_env, **otel}
+        process = bench.stack.start_api()
+        api_url = f"{bench.stack.api_url}/api/email"
+        run_wrk(api_url, bench.script, pid=process.pid, seconds=3, connections=args.connections)  # warm-up
+        before = metric_value(scrape(bench.stack.api_url), "email_ingest_api_emails_accepted_total")
+        run = run_wrk(api_url, bench.script, pid=process.pid, seconds=args.seconds, connections=args.connections)
+        accepted = metric_value(scrape(bench.stack.api_url), "email_ingest_api_emails_accepted_total") - before
+        process.stop()
+        api_cpu[mode] = run.cpu_us_per(int(accepted))
+        # The backlog holds the emails the API just accepted (carrying its sampling decision) and as many more.
+        drained = drain_backlog(bench, args.consumer_messages, f"the consumer ({mode}) to drain", otel)
+        stored = metric_value(drained.metrics, "email_ingest_consumer_emails_stored_total")
+        consumer_cpu[mode] = drained.cpu_seconds / stored * 1e6 if stored else float("nan")
+    bench.stack.config.api_env = saved_api_env
+    for mode in TRACING_MODES:
+        report.add(
+            "9 tracing", f"API CPU per accepted email, {mode} (us)", fmt(api_cpu[mode], 1), fmt(api_cpu["off"], 1)
+        )
+    for mode in TRACING_MODES:
+        report.add(
+            "9 tracing",
+            f"consumer CPU per stored email, {mode} (us)",
+            fmt(consumer_cpu[mode], 1),
+            fmt(consumer_cpu["off"], 1),
+        )
+    report.notes.append(
+        "tracing: baseline = the same service with tracing off, in the same run; spans exported over OTLP/HTTP to "
+        "a sink that keeps nothing (its CPU not counted)"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10, help="length of each wrk run")
@@ -790,9 +855,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--consumer-messages", type=int, default=5000, help="backlog drained by each consumer")
     parser.add_argument("--rate", type=float, default=200, help="requests/s of the end-to-end latency run")
     parser.add_argument("--pack", type=int, default=50, help="emails per message in section 4c's backlog")
-    parser.add_argument("--costs-only", action="store_true", help="run section 8 alone")
+    parser.add_argument("--only-costs", action="store_true", help="run section 8 (what it costs) alone")
     parser.add_argument("--overload-connections", type=int, default=1024)
     parser.add_argument("--write", type=Path, help="append the table to this markdown file")
+    parser.add_argument("--only-tracing", action="store_true", help="run section 9 (tracing cost) alone")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (Debian package wrk; scripts/tools/install-bench.sh)")
@@ -803,17 +869,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"logs in {work}", flush=True)
     with ExitStack() as cleanup:
         bench = start(args, report, work, cleanup)
-        if args.costs_only:
-            line, ok = "section 8 alone", costs(bench)
+        if args.only_costs:
+            line, ok = "section 8 alone (--only-costs)", costs(bench)
+        elif args.only_tracing:
+            tracing_cost(bench)
+            line, ok = "section 9 alone (--only-tracing)", True
         else:
             line, ok = all_sections(bench)
+    return _finish(args, report, load_average, f"- {line}", ok=ok)
 
+
+def _finish(
+    args: argparse.Namespace, report: Report, load_average: tuple[float, float, float], last: str, *, ok: bool
+) -> int:
     header = (
         f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC: {platform.node()}, {psutil.cpu_count()} cores, "
         f"{_cpu_model()}, Python {platform.python_version()}; load average at start "
         f"{load_average[0]:.1f}"
     )
-    text = f"{header}\n\n{report.markdown()}\n\n" + "".join(f"- {note}\n" for note in report.notes) + f"- {line}\n"
+    text = f"{header}\n\n{report.markdown()}\n\n" + "".join(f"- {note}\n" for note in report.notes) + f"{last}\n"
     print("\n" + text)
     if args.write:
         with args.write.open("a") as out:
@@ -833,7 +907,9 @@ def all_sections(bench: Bench) -> tuple[str, bool]:
     end_to_end(bench, api_run)
     overload_url = overload(bench)
     line, ok = accounting(bench, (bench.stack.api_url, overload_url))
-    return line, costs(bench) and ok
+    ok = costs(bench) and ok  # after the accounting: its runs restart both services on fresh counters
+    tracing_cost(bench)  # likewise: its emails are drained by its own consumer runs
+    return line, ok
 
 
 def answers(url: str) -> bool:

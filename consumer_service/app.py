@@ -12,6 +12,7 @@ from functools import partial
 import aioboto3
 import structlog
 from aiohttp import web
+from opentelemetry.trace import Tracer
 
 from consumer_service.batches import BatchedStore, BatchLimits
 from consumer_service.config import ConsumerSettings
@@ -19,23 +20,34 @@ from consumer_service.consumer import Consumer, EmailStore, PoisonSchedule
 from consumer_service.deleter import BatchDeleter
 from consumer_service.health import liveness, readiness
 from consumer_service.heartbeat import Heartbeat
-from consumer_service.keys import CONSUMER, METRICS, QUEUE, REGISTRY, SETTINGS, STORE
+from consumer_service.keys import CONSUMER, METRICS, QUEUE, REGISTRY, SETTINGS, STORE, TRACER
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.queue_stats import QueueStats
 from consumer_service.s3_store import ObjectStore, S3Store
+from consumer_service.spans import MessageSpans
 from consumer_service.sqs_queue import ASSUMED_MAX_RECEIVE_COUNT, Queue, SqsQueue
 from consumer_service.writer import S3Writer
 from ingest_common.aws import AwsCallMetrics, client_config
 from ingest_common.metrics import metrics_handler, new_registry
+from ingest_common.tracing import open_tracing
 
 log = structlog.get_logger("consumer_service")
 
 BATCH_WRITE_CONNECTIONS = 8
+SERVICE_NAME = "email-ingest-consumer"  # service.name in traces unless OTEL_SERVICE_NAME says otherwise
+
+
+async def tracing(app: web.Application) -> AsyncIterator[None]:
+    """The tracer (only when OTEL_* turns tracing on), opened first and closed last: the last spans are exported."""
+    async with open_tracing(app[SETTINGS].tracing, SERVICE_NAME, "consumer_service") as tracer:
+        if tracer is not None:
+            app[TRACER] = tracer
+        yield
 
 
 async def aws_adapters(session: aioboto3.Session, app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    aws = AwsCallMetrics(app[REGISTRY])
+    aws = AwsCallMetrics(app[REGISTRY], tracer=app.get(TRACER))
     # Long polls hold a connection each for up to WaitTimeSeconds: the read timeout must outlast them.
     sqs_config = client_config(
         max_pool_connections=settings.pollers + 8, read_timeout=settings.wait_time_seconds + 10.0, max_attempts=3
@@ -64,7 +76,7 @@ async def aws_adapters(session: aioboto3.Session, app: web.Application) -> Async
 
 async def running_consumer(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    consumer = await build_consumer(settings, app[QUEUE], app[STORE], app[METRICS])
+    consumer = await build_consumer(settings, app[QUEUE], app[STORE], app[METRICS], app.get(TRACER))
     stats = QueueStats(
         app[QUEUE].attributes,
         queues={
@@ -84,7 +96,11 @@ async def running_consumer(app: web.Application) -> AsyncIterator[None]:
 
 
 async def build_consumer(
-    settings: ConsumerSettings, queue: Queue, store: ObjectStore, metrics: ConsumerMetrics
+    settings: ConsumerSettings,
+    queue: Queue,
+    store: ObjectStore,
+    metrics: ConsumerMetrics,
+    tracer: Tracer | None = None,
 ) -> Consumer:
     """The consumer on these adapters, its visibility timeout and poison schedule fitted to the queue's."""
     queue_settings = await queue.settings()
@@ -104,7 +120,7 @@ async def build_consumer(
     )
     return Consumer(
         queue=queue,
-        store=email_store(settings, store, metrics),
+        store=email_store(settings, store, metrics, tracer),
         deleter=BatchDeleter(queue.delete_batch, metrics=metrics),
         heartbeat=Heartbeat(
             queue.change_visibility_batch,
@@ -117,10 +133,13 @@ async def build_consumer(
         metrics=metrics,
         poison_schedule=poison_schedule,
         receive_fill_seconds=settings.receive_fill_seconds,
+        spans=MessageSpans(tracer, settings.queue_url),
     )
 
 
-def email_store(settings: ConsumerSettings, objects: ObjectStore, metrics: ConsumerMetrics) -> EmailStore:
+def email_store(
+    settings: ConsumerSettings, objects: ObjectStore, metrics: ConsumerMetrics, tracer: Tracer | None = None
+) -> EmailStore:
     """The layout STORAGE_LAYOUT asks for: one object per email, or batches."""
     if settings.batched:
         return BatchedStore(
@@ -134,6 +153,7 @@ def email_store(settings: ConsumerSettings, objects: ObjectStore, metrics: Consu
             ),
             max_attempts=settings.s3_max_attempts,
             metrics=metrics,
+            tracer=tracer,
         )
     return S3Writer(
         objects,
@@ -157,6 +177,7 @@ def create_app(
     app[SETTINGS] = settings
     app[REGISTRY] = registry
     app[METRICS] = ConsumerMetrics(registry)
+    app.cleanup_ctx.append(tracing)
     if queue is None or store is None:
         app.cleanup_ctx.append(partial(aws_adapters, session or aioboto3.Session()))
     else:

@@ -17,6 +17,7 @@ back. Delivery is therefore at least once: a redelivered email can land in two b
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 import uuid
 import zlib
@@ -25,6 +26,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import structlog
+from opentelemetry import trace
+from opentelemetry.trace import Link, SpanKind, Status, StatusCode, Tracer
 
 from consumer_service.metrics import ConsumerMetrics
 from consumer_service.s3_store import ObjectStore, key_exists
@@ -80,6 +83,8 @@ class OpenBatch:
     _email_ids: set[str] = field(default_factory=set)
     waiters: list[tuple[asyncio.Future[StoreResult], StoreResult]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
+    links: list[Link] = field(default_factory=list)
+    """The process spans of the emails in the batch (tracing on): the batch write's span links to each."""
 
     def holds(self, email_id: str) -> bool:
         return email_id in self._email_ids
@@ -111,8 +116,10 @@ class BatchedStore:
         max_attempts: int,
         metrics: ConsumerMetrics,
         monotonic: Callable[[], float] = time.monotonic,
+        tracer: Tracer | None = None,
     ) -> None:
         self._objects = objects
+        self._tracer = tracer
         self._prefix = key_prefix
         self._limits = limits
         self._max_attempts = max_attempts
@@ -174,6 +181,10 @@ class BatchedStore:
         else:
             batch.add_line(envelope.email_id, line)
             batch.waiters.append((written, StoreResult.CREATED))
+        if self._tracer is not None:
+            email_span = trace.get_current_span().get_span_context()
+            if email_span.is_valid:
+                batch.links.append(Link(email_span))
         self._metrics.emails_held.set(self.emails_held)
         if batch.emails >= self._limits.max_emails:
             self._seal(batch, "max_emails")
@@ -186,7 +197,10 @@ class BatchedStore:
             oldest = min(self._open.values(), key=lambda open_batch: open_batch.opened_monotonic)
             self._seal(oldest, "max_open")
         batch = OpenBatch(partition, new_batch_id(datetime.now(UTC)), self._monotonic())
-        batch.timer = asyncio.get_running_loop().call_later(self._limits.max_seconds, self._seal, batch, "max_seconds")
+        # An empty context: the write belongs to the batch, not to the email whose span is current here.
+        batch.timer = asyncio.get_running_loop().call_later(
+            self._limits.max_seconds, self._seal, batch, "max_seconds", context=contextvars.Context()
+        )
         self._open[partition] = batch
         return batch
 
@@ -197,7 +211,9 @@ class BatchedStore:
         del self._open[batch.partition]
         if batch.timer is not None:
             batch.timer.cancel()
-        task = asyncio.create_task(self._write(batch, reason), name=f"batch-{batch.batch_id}")
+        task = asyncio.create_task(
+            self._write(batch, reason), name=f"batch-{batch.batch_id}", context=contextvars.Context()
+        )
         self._writes[task] = batch
         task.add_done_callback(self._written)
 
@@ -206,6 +222,23 @@ class BatchedStore:
         self._metrics.emails_held.set(self.emails_held)
 
     async def _write(self, batch: OpenBatch, reason: str) -> None:
+        if self._tracer is None:
+            await self._write_batch(batch, reason)
+            return
+        # Its own trace, linked to each email's process span (the SDK keeps the first 128 links by default).
+        with self._tracer.start_as_current_span(
+            "write batch",
+            kind=SpanKind.INTERNAL,
+            links=batch.links,
+            attributes={"email_ingest.batch_id": batch.batch_id, "email_ingest.batch_emails": batch.emails},
+        ) as span:
+            batch.links = []
+            failed = await self._write_batch(batch, reason)
+            if failed:
+                span.set_status(Status(StatusCode.ERROR, "batch not written"))
+
+    async def _write_batch(self, batch: OpenBatch, reason: str) -> bool:
+        """Writes the batch (retrying), then answers its emails; True when it could not be written."""
         key = f"{self._prefix}{batch.partition}/{batch.batch_id}.ndjson.gz"
         body = batch.finish()
         age = self._monotonic() - batch.opened_monotonic
@@ -236,6 +269,7 @@ class BatchedStore:
             raise
         finally:
             self._settle(batch, key, body, age=age, reason=reason, failure=failure)
+        return failure is not None
 
     async def _put(self, key: str, body: bytes) -> None:
         try:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest_common.config import LOG_LEVELS, EnvReader
+from ingest_common.tracing import TracingSettings
 
 STORAGE_LAYOUTS = ("per-email", "batched")
 SQS_MAX_IN_FLIGHT_PER_QUEUE = 120_000
@@ -45,6 +46,7 @@ class ConsumerSettings:
     queue_metrics_interval_seconds: float = 15.0
     shutdown_grace_seconds: float = 25.0
     log_level: str = "info"
+    tracing: TracingSettings = field(default_factory=TracingSettings)
     storage_layout: str = "per-email"
     batch_key_prefix: str = "batches/"
     batch_max_bytes: int = BATCH_MAX_BYTES
@@ -102,6 +104,7 @@ class ConsumerSettings:
             ),
             shutdown_grace_seconds=env.number("SHUTDOWN_GRACE_SECONDS", 25.0, minimum=0, maximum=3600),
             log_level=env.choice("LOG_LEVEL", "info", LOG_LEVELS),
+            tracing=TracingSettings.from_env(env),
             storage_layout=layout,
             batch_key_prefix=batch_prefix,
             batch_max_bytes=env.integer("BATCH_MAX_BYTES", BATCH_MAX_BYTES, minimum=1024, maximum=5 * 1024**3),

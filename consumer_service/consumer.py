@@ -21,11 +21,13 @@ import structlog
 from consumer_service.deleter import BatchDeleter
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.metrics import ConsumerMetrics
+from consumer_service.spans import MessageSpans
 from consumer_service.sqs_queue import Queue
 from consumer_service.writer import StoreFailed, StoreResult
 from ingest_common.aws import error_code
 from ingest_common.envelope import Envelope, EnvelopeError, parse_message
 from ingest_common.sqs_limits import SQS_MAX_BATCH
+from ingest_common.tracing import exemplar
 
 log = structlog.get_logger("consumer_service.consumer")
 
@@ -87,8 +89,10 @@ class Consumer:
         metrics: ConsumerMetrics,
         poison_schedule: PoisonSchedule,
         receive_fill_seconds: float = 0.0,
+        spans: MessageSpans | None = None,
     ) -> None:
         self._queue = queue
+        self._spans = spans or MessageSpans(None, "")
         self._store = store
         self._deleter = deleter
         self._heartbeat = heartbeat
@@ -178,35 +182,41 @@ class Consumer:
                 self._heartbeat.untrack(tracked)  # an extension would undo the poison delay
                 await self._poison(receipt_handle, message_id, receive_count, exc)
                 return
-            del message  # the batched layout holds thousands of messages: keep no body while waiting for a batch
             self._metrics.message_emails.observe(len(parsed.envelopes) + len(parsed.invalid))
-            email_ids = [envelope.email_id for envelope in parsed.envelopes]
-            request_ids = [envelope.request_id for envelope in parsed.envelopes]
-            received = [envelope.received_at for envelope in parsed.envelopes]
-            writes = [self._store.add(envelope) for envelope in parsed.envelopes]
-            invalid = parsed.invalid
-            del parsed
-            outcomes = await asyncio.gather(*writes, return_exceptions=True)
-            failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
-            for outcome in failed:
-                if not isinstance(outcome, StoreFailed):
-                    raise outcome
-            bound = log.bind(message_id=message_id, email_ids=email_ids, request_ids=request_ids)
-            if failed:  # every email must be stored before the message goes: it comes back for the others
-                bound.error("store_failed_message_kept", receive_count=receive_count, failed=len(failed))
-                return
-            now = datetime.now(UTC)
-            for received_at in received:
-                self._metrics.end_to_end.observe(max(0.0, (now - received_at).total_seconds()))
-            self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted (or left as poison)
-            if invalid:
-                # The valid emails are stored; the message is kept for the one(s) this consumer cannot read, and
-                # reaches the DLQ whole (docs/design.md, "Packed messages").
-                bound.warning("packed_message_partly_stored", stored=len(email_ids), invalid=len(invalid))
-                await self._poison(receipt_handle, message_id, receive_count, invalid[0])
-                return
-            deleted = await self._deleter.delete(receipt_handle)
-            bound.info("emails_stored", results=_count_results(outcomes), deleted=deleted)
+            span = self._spans.process(message, parsed.envelopes, receive_count)
+            del message  # the batched layout holds thousands of messages: keep no body while waiting for a batch
+            with span as current:
+                email_ids = [envelope.email_id for envelope in parsed.envelopes]
+                request_ids = [envelope.request_id for envelope in parsed.envelopes]
+                received = [envelope.received_at for envelope in parsed.envelopes]
+                writes = [self._store.add(envelope) for envelope in parsed.envelopes]
+                invalid = parsed.invalid
+                del parsed
+                outcomes = await asyncio.gather(*writes, return_exceptions=True)
+                failed = [outcome for outcome in outcomes if isinstance(outcome, BaseException)]
+                for outcome in failed:
+                    if not isinstance(outcome, StoreFailed):
+                        raise outcome
+                bound = log.bind(message_id=message_id, email_ids=email_ids, request_ids=request_ids)
+                if failed:  # every email must be stored before the message goes: it comes back for the others
+                    bound.error("store_failed_message_kept", receive_count=receive_count, failed=len(failed))
+                    MessageSpans.failed(current, "store_failed")
+                    return
+                now = datetime.now(UTC)
+                trace_exemplar = exemplar() if current else None
+                for received_at in received:
+                    self._metrics.end_to_end.observe(max(0.0, (now - received_at).total_seconds()), trace_exemplar)
+                self._heartbeat.untrack(tracked)  # stored: no extension of a message being deleted (or poison)
+                if invalid:
+                    # The valid emails are stored; the message is kept for the one(s) this consumer cannot read,
+                    # and reaches the DLQ whole (docs/design.md, "Packed messages").
+                    bound.warning("packed_message_partly_stored", stored=len(email_ids), invalid=len(invalid))
+                    MessageSpans.failed(current, "invalid_email")
+                    await self._poison(receipt_handle, message_id, receive_count, invalid[0])
+                    return
+                with self._spans.delete():
+                    deleted = await self._deleter.delete(receipt_handle)
+                bound.info("emails_stored", results=_count_results(outcomes), deleted=deleted)
         finally:
             self._heartbeat.untrack(tracked)
             self._metrics.in_flight.dec()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from aiohttp import web
+from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry
 
 from consumer_service.config import ConsumerSettings
@@ -19,3 +20,4 @@ METRICS: Final = web.AppKey("metrics", ConsumerMetrics)
 QUEUE: Final = web.AppKey("queue", Queue)
 STORE: Final = web.AppKey("store", ObjectStore)
 CONSUMER: Final = web.AppKey("consumer", Consumer)
+TRACER: Final = web.AppKey("tracer", Tracer)  # present only while tracing is on (ingest_common.tracing)

@@ -10,6 +10,8 @@ from typing import Any, TypeVar
 
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 T = TypeVar("T")
@@ -76,10 +78,20 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, OSError | TimeoutError) or type(exc).__module__.startswith(("botocore", "aiohttp"))
 
 
-class AwsCallMetrics:
-    """Counts and times every AWS call a service makes: the basis of 'requests per email'."""
+# The AWS SDK's span conventions (rpc.system "aws-api"): the service as AWS names it, the operation as the method.
+_RPC_SERVICES = {"sqs": "SQS", "s3": "S3", "ssm": "SSM"}
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+
+class AwsCallMetrics:
+    """Counts and times every AWS call a service makes: the basis of 'requests per email'.
+
+    With a tracer (tracing on), a call made while a recording span is current gets a client span, its child: an
+    email's S3 put is in the email's trace. Calls made for no email (long polls, heartbeats, queue statistics,
+    token refreshes) run with no current span and make none, so they fill no trace store with root spans.
+    """
+
+    def __init__(self, registry: CollectorRegistry, tracer: Tracer | None = None) -> None:
+        self._tracer = tracer
         self.requests = Counter(
             "email_ingest_aws_requests_total",
             "AWS API calls by service, operation and outcome.",
@@ -116,6 +128,8 @@ class AwsCallMetrics:
         self._child(self.billed, service, operation).inc(requests)
 
     async def call(self, service: str, operation: str, request: Callable[[], Awaitable[T]]) -> T:
+        if self._tracer is not None and trace.get_current_span().is_recording():
+            return await self._traced_call(self._tracer, service, operation, request)
         started = time.perf_counter()
         try:
             result = await request()
@@ -124,3 +138,30 @@ class AwsCallMetrics:
             raise
         self.record(service, operation, time.perf_counter() - started, ok=True)
         return result
+
+    async def _traced_call(
+        self, tracer: Tracer, service: str, operation: str, request: Callable[[], Awaitable[T]]
+    ) -> T:
+        rpc_service = _RPC_SERVICES.get(service, service)
+        attributes = {"rpc.system": "aws-api", "rpc.service": rpc_service, "rpc.method": operation}
+        with tracer.start_as_current_span(
+            f"{rpc_service}.{operation}",
+            kind=SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
+        ) as span:
+            started = time.perf_counter()
+            try:
+                result = await request()
+            except BaseException as exc:
+                self.record(service, operation, time.perf_counter() - started, ok=False)
+                # The code, not the exception's text: an S3 412 on a redelivery is an expected answer.
+                span.set_attribute("aws.error.code", error_code(exc))
+                status = http_status(exc)
+                if status is not None:
+                    span.set_attribute("http.response.status_code", status)
+                span.set_status(Status(StatusCode.ERROR, error_code(exc)))
+                raise
+            self.record(service, operation, time.perf_counter() - started, ok=True)
+            return result

@@ -3,13 +3,15 @@
 Version 2 body (what the API writes): one or more emails, packed while requests wait together:
     {"v": 2, "emails": [{"email_id": str, "received_at": "YYYY-MM-DDTHH:MM:SS.mmmZ", "request_id": str,
                          "email": {...}, "client": str}, ...]}
-    ("client", the name of the API client that sent the email, only when the API knows it)
+    (optional in each email: "client", the name of the API client that sent it, and "traceparent", the W3C trace
+    context of the span that published it)
 Version 1 body (an API before packing; the consumer still reads it during a rolling deploy):
     {"v": 1, "email_id": str, "received_at": "...", "request_id": str, "email": {...}}
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +34,8 @@ from ingest_common.sqs_limits import message_payload_bytes
 ENVELOPE_VERSION: Final = 2
 READABLE_VERSIONS: Final = (1, 2)
 REQUEST_ID_ATTRIBUTE: Final = "request_id"
-_ITEM_KEYS: Final = frozenset({"email_id", "received_at", "request_id", "email", "client"})
+TRACEPARENT_ATTRIBUTE: Final = "traceparent"
+_ITEM_KEYS: Final = frozenset({"email_id", "received_at", "request_id", "email", "client", "traceparent"})
 _V1_KEYS: Final = _ITEM_KEYS | {"v"}
 _V2_KEYS: Final = frozenset({"v", "emails"})
 _PACK_HEAD: Final = b'{"v":2,"emails":['
@@ -40,6 +43,9 @@ _PACK_TAIL: Final = b"]}"
 PACK_OVERHEAD_BYTES: Final = len(_PACK_HEAD) + len(_PACK_TAIL)
 """The bytes a version-2 body adds around its items; each item after the first adds one more (a comma)."""
 _MAX_ID_CHARS: Final = 128
+# W3C Trace Context, version 00: version-trace_id-parent_id-flags, lower-case hex.
+TRACEPARENT_CHARS: Final = 55
+_TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 
 # SQS refuses these code points in a message body; JSON leaves them raw, so we escape them ourselves.
 _SQS_FORBIDDEN_UTF8: Final = ((b"\xef\xbf\xbe", b"\\ufffe"), (b"\xef\xbf\xbf", b"\\uffff"))
@@ -77,6 +83,8 @@ class Envelope:
     request_id: str
     email: Email
     client: str | None = None  # the name of the API client that sent it; written only when known
+    traceparent: str | None = None
+    """The W3C trace context of the span that published this email: the consumer's spans link to it."""
 
     def _fields(self) -> dict[str, object]:
         fields: dict[str, object] = {
@@ -87,6 +95,8 @@ class Envelope:
         }
         if self.client is not None:
             fields["client"] = self.client
+        if self.traceparent is not None:  # written only when set: untraced items stay as they were
+            fields["traceparent"] = self.traceparent
         return fields
 
     def to_item(self) -> bytes:
@@ -126,7 +136,8 @@ def pack_body(items: Sequence[bytes]) -> str:
 
 
 def largest_message_bytes() -> int:
-    """The most SQS can be asked to hold for one valid email: envelope body plus `request_id` attribute.
+    """The most SQS can be asked to hold for one valid email: envelope body plus `request_id` and `traceparent`
+    attributes (the trace context counted in both places).
 
     Built, not estimated: the worst character for each field at its limit. In content every UTF-8 byte
     takes at most two bytes of JSON (a quote, a backslash, TAB/LF/FF/CR, or U+FFFE/U+FFFF, whose three
@@ -145,8 +156,12 @@ def largest_message_bytes() -> int:
             timestream=TIMESTREAM_MAX,
             content='"' * CONTENT_MAX_BYTES,
         ),
+        traceparent="0" * TRACEPARENT_CHARS,
     )
-    attributes = {REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": worst.request_id}}
+    attributes = {
+        REQUEST_ID_ATTRIBUTE: {"DataType": "String", "StringValue": worst.request_id},
+        TRACEPARENT_ATTRIBUTE: {"DataType": "String", "StringValue": "0" * TRACEPARENT_CHARS},
+    }
     return max(message_payload_bytes(body, attributes) for body in (worst.to_body(), worst.to_v1_body()))
 
 
@@ -158,6 +173,20 @@ def _parse_timestamp(value: object) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo is not None else None
+
+
+def parse_traceparent(value: object) -> str | None:
+    """A W3C traceparent as written by our producers, or None for one that is not (then no trace is continued).
+
+    As the W3C spec asks of a receiver, a malformed value is ignored rather than refused: an email is never held
+    back for its tracing. All-zero trace or span ids are invalid by the spec.
+    """
+    if not isinstance(value, str) or len(value) != TRACEPARENT_CHARS:
+        return None
+    match = _TRACEPARENT.fullmatch(value)
+    if match is None or not match[1].strip("0") or not match[2].strip("0"):
+        return None
+    return value
 
 
 def _is_identifier(value: object) -> TypeGuard[str]:
@@ -226,9 +255,21 @@ def _parse_item(document: object, allowed_keys: frozenset[str], pointer: str) ->
     client = document.get("client")
     if "client" in document and not _is_identifier(client):
         raise EnvelopeError("invalid_envelope", f"{pointer or '/'}: client is malformed")
+    traceparent = document.get("traceparent")
+    if traceparent is not None and (not isinstance(traceparent, str) or len(traceparent) > _MAX_ID_CHARS):
+        raise EnvelopeError(
+            "invalid_envelope", f"{pointer or '/'}: traceparent is not a string of at most 128 characters"
+        )
     if email is None:
         raise EnvelopeError("invalid_envelope", _describe(errors))
-    return Envelope(email_id=email_id, received_at=received_at, request_id=request_id, email=email, client=client)
+    return Envelope(
+        email_id=email_id,
+        received_at=received_at,
+        request_id=request_id,
+        email=email,
+        client=client,
+        traceparent=parse_traceparent(traceparent),
+    )
 
 
 def _describe(errors: list[FieldError]) -> str:

@@ -14,6 +14,8 @@ from typing import Any, BinaryIO, Final
 import orjson
 import structlog
 
+from ingest_common.tracing import current_ids
+
 # Above this much buffered output a line is written at once instead of at the end of the iteration.
 _MAX_BUFFERED_BYTES: Final = 256 * 1024
 _LEVEL_NAMES: Final = {"warn": "warning", "exception": "error"}  # as structlog's add_log_level names them
@@ -89,16 +91,25 @@ class UtcTimestamps:
 
 
 class CommonFields:
-    """The fields every line carries (service, level, ts): a structlog processor, and used by AccessLog."""
+    """The fields every line carries (service, level, ts): a structlog processor, and used by AccessLog.
 
-    def __init__(self, service: str) -> None:
+    With `trace_ids` (tracing is on), a line logged while a sampled span is current also carries its `trace_id` and
+    `span_id`, so a log line leads to its trace and back. Off, the current span is not even looked up.
+    """
+
+    def __init__(self, service: str, *, trace_ids: bool = False) -> None:
         self.service = service
+        self.trace_ids = trace_ids
         self._timestamps = UtcTimestamps()
 
     def add(self, event_dict: MutableMapping[str, Any], level: str) -> MutableMapping[str, Any]:
         event_dict["service"] = self.service
         event_dict["level"] = level
         event_dict["ts"] = self._timestamps.now()
+        if self.trace_ids:
+            ids = current_ids()
+            if ids is not None:
+                event_dict["trace_id"], event_dict["span_id"] = ids
         return event_dict
 
     def __call__(self, _logger: Any, method: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -130,10 +141,12 @@ class AccessLog:
         output.msg(orjson.dumps(common.add(fields, "info")))
 
 
-def configure_logging(level: str, service: str, stream: BinaryIO | None = None) -> LineBuffer:
+def configure_logging(
+    level: str, service: str, stream: BinaryIO | None = None, *, trace_ids: bool = False
+) -> LineBuffer:
     """Process-wide by nature (log output is); called once from each service's entry point."""
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
-    fields = CommonFields(service)
+    fields = CommonFields(service, trace_ids=trace_ids)
     output = LineBuffer(stream or sys.stdout.buffer, fields)
     atexit.register(output.flush)
     structlog.configure(

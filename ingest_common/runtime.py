@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ingest_common.config import ConfigError
 from ingest_common.logging import configure_logging
+from ingest_common.tracing import TracingSettings
 
 log = structlog.get_logger("ingest_common.runtime")
 
@@ -21,6 +22,9 @@ log = structlog.get_logger("ingest_common.runtime")
 class ServiceSettings(Protocol):
     @property
     def log_level(self) -> str: ...
+
+    @property
+    def tracing(self) -> TracingSettings: ...
 
 
 SettingsT = TypeVar("SettingsT", bound=ServiceSettings)
@@ -35,7 +39,7 @@ def service_main(
     except ConfigError as exc:
         print(f"{service}: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, service.removesuffix("_service"))
+    configure_logging(settings.log_level, service.removesuffix("_service"), trace_ids=settings.tracing.enabled)
     run_main(serve(settings))
     return 0
 

@@ -4,7 +4,11 @@
 
 Environment: the variables of `make run` (LOCAL_AWS, API_PORT, CONSUMER_PORT, EMULATOR_PORT, SQS_PORT, S3_PORT,
 API_TOKEN; see devstack/__main__.py), PROMETHEUS_PORT (9090), PROMETHEUS_SCRAPE_INTERVAL (5s), PROMETHEUS_BIN (the
-`prometheus` binary; default: PATH, then the tools folder of scripts/tools/install-observability.sh). Everything
+`prometheus` binary; default: PATH, then the tools folder of scripts/tools/install-observability.sh).
+TRACING=jaeger also starts Jaeger (scripts/tools/install-jaeger.sh) and points both services' OTEL_* at it:
+JAEGER_PORT (16686, the UI and query API), JAEGER_OTLP_GRPC_PORT (4317), JAEGER_OTLP_HTTP_PORT (4318); the sampler
+is OTEL_TRACES_SAMPLER's when set, else always_on. Prometheus keeps exemplars (the trace ids on the latency
+histograms, scraped as OpenMetrics). Everything
 binds 127.0.0.1; Prometheus keeps its data in a temporary folder that is deleted on exit, the local AWS servers
 their logs in another that is kept (the banner names the files). Ctrl-C or SIGTERM stops everything.
 
@@ -28,13 +32,17 @@ from types import FrameType, TracebackType
 from typing import Any, Self
 
 from devstack.__main__ import aws_banner, curl_example, missing_tools
+from devstack.jaeger import INSTALLER as JAEGER_INSTALLER
+from devstack.jaeger import JaegerServer
 from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port, port_from_env
 from devstack.settings import stack_config_from_env
-from devstack.stack import DevStack
+from devstack.stack import DevStack, StackConfig
 from devstack.tools import find_tool
 from observability.prometheus_config import render
 
 DEFAULT_SCRAPE_INTERVAL = "5s"
+TRACING_CHOICES = ("off", "jaeger")
+JAEGER_PORTS = {"JAEGER_PORT": 16686, "JAEGER_OTLP_GRPC_PORT": 4317, "JAEGER_OTLP_HTTP_PORT": 4318}
 READY_LINE = "email-ingest and Prometheus are ready (Ctrl-C to stop)"
 EXAMPLE_QUERIES = (
     'sum by (code) (rate(email_ingest_api_requests_total{route="/api/email"}[1m]))',
@@ -86,6 +94,8 @@ class PrometheusServer:
                 f"--config.file={workdir / 'prometheus.yml'}",
                 f"--web.listen-address={LOOPBACK}:{self.port}",
                 f"--storage.tsdb.path={workdir / 'data'}",
+                # Keeps the exemplars (trace ids) of the scraped OpenMetrics histograms, for the dashboards' links.
+                "--enable-feature=exemplar-storage",
             ],
             log_path=self.log_path,
             cwd=workdir,
@@ -133,7 +143,50 @@ def graph_link(prometheus_url: str, promql: str) -> str:
     )
 
 
-def banner(stack: DevStack, prometheus: PrometheusServer, scrape_interval: str) -> str:
+def tracing_from_env() -> str:
+    raw = os.environ.get("TRACING", "").strip().lower() or "off"
+    if raw not in TRACING_CHOICES:
+        raise SystemExit(f"observe: TRACING={raw!r}: choose one of {', '.join(TRACING_CHOICES)}")
+    return raw
+
+
+def jaeger_ports_from_env() -> dict[str, int]:
+    """Jaeger's ports (variable -> port) with TRACING=jaeger; none without."""
+    if tracing_from_env() != "jaeger":
+        return {}
+    return {name: port_from_env(name, default, program="observe") for name, default in JAEGER_PORTS.items()}
+
+
+def tracing_backend(config: StackConfig, ports: dict[str, int]) -> JaegerServer | None:
+    """The Jaeger to start (None without TRACING=jaeger), both services' OTEL_* pointed at it."""
+    if not ports:
+        return None
+    jaeger = JaegerServer(
+        query_port=ports["JAEGER_PORT"],
+        otlp_grpc_port=ports["JAEGER_OTLP_GRPC_PORT"],
+        otlp_http_port=ports["JAEGER_OTLP_HTTP_PORT"],
+        log_path=Path(tempfile.mkdtemp(prefix="email-ingest-jaeger-")) / "jaeger.log",
+    )
+    if not jaeger.installed():
+        raise SystemExit(f"observe: TRACING=jaeger: jaeger is not installed: run bash {JAEGER_INSTALLER}")
+    config.api_env.update(tracing_env(jaeger))
+    config.consumer_env.update(tracing_env(jaeger))
+    return jaeger
+
+
+def tracing_env(jaeger: JaegerServer) -> dict[str, str]:
+    """OTEL_* for both services: OTLP over HTTP to the local Jaeger; the operator's sampler if set, else every trace."""
+    return {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": jaeger.otlp_http_url,
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+        "OTEL_TRACES_SAMPLER": os.environ.get("OTEL_TRACES_SAMPLER", "").strip() or "always_on",
+        "OTEL_BSP_SCHEDULE_DELAY": os.environ.get("OTEL_BSP_SCHEDULE_DELAY", "").strip() or "1000",
+    }
+
+
+def banner(
+    stack: DevStack, prometheus: PrometheusServer, scrape_interval: str, jaeger: JaegerServer | None = None
+) -> str:
     resources = stack.resources
     assert resources is not None
     queries = "\n".join(f"  {query}" for query in EXAMPLE_QUERIES)
@@ -150,7 +203,17 @@ def banner(stack: DevStack, prometheus: PrometheusServer, scrape_interval: str) 
         f"  alerts:           {prometheus.url}/alerts\n"
         f"  rules:            {prometheus.url}/rules\n"
         f"  its log:          {prometheus.log_path}\n\n"
-        f"Send an email:\n  {curl_example(stack.api_url, stack.token)}\n\n"
+        + (
+            f"Jaeger:             {jaeger.query_url}   (traces of both services; OTLP in on "
+            f"{jaeger.otlp_grpc_url} gRPC, {jaeger.otlp_http_url} HTTP)\n"
+            f"  traces:           {jaeger.query_url}/api/traces?service=email-ingest-api&limit=20\n"
+            f"  (a build from the Go module proxy has no UI assets: read the query API, or add a Grafana Jaeger\n"
+            f"  data source with URL {jaeger.query_url})\n"
+            f"  its log:          {jaeger.log_path}\n\n"
+            if jaeger is not None
+            else ""
+        )
+        + f"Send an email:\n  {curl_example(stack.api_url, stack.token)}\n\n"
         f"Example queries ({prometheus.url}/graph):\n{queries}\n"
         f"  e.g. {graph_link(prometheus.url, EXAMPLE_QUERIES[0])}\n\n"
         f"Dashboards: in a Grafana, add a Prometheus data source with URL {prometheus.url}, then import\n"
@@ -158,13 +221,16 @@ def banner(stack: DevStack, prometheus: PrometheusServer, scrape_interval: str) 
     )
 
 
-def _watch(stack: DevStack, prometheus: PrometheusServer, stopping: threading.Event) -> int:
+def _watch(
+    stack: DevStack, prometheus: PrometheusServer, stopping: threading.Event, jaeger: JaegerServer | None
+) -> int:
     """Until a signal (0) or until one of the servers exits on its own (1)."""
     while not stopping.wait(0.5):
         for name, alive in (
             ("api", stack.api is not None and stack.api.running()),
             ("consumer", stack.consumer is not None and stack.consumer.running()),
             ("prometheus", prometheus.running()),
+            ("jaeger", jaeger is None or jaeger.process.running()),
         ):
             if not alive:
                 print(f"observe: {name} exited", file=sys.stderr)
@@ -172,12 +238,21 @@ def _watch(stack: DevStack, prometheus: PrometheusServer, stopping: threading.Ev
     return 0
 
 
+def _stop(prometheus: PrometheusServer | None, stack: DevStack, jaeger: JaegerServer | None) -> None:
+    if prometheus is not None:
+        prometheus.stop()
+    stack.stop()  # before Jaeger: the services export their last spans on the way out
+    if jaeger is not None:
+        jaeger.stop()
+
+
 def main() -> int:
     prometheus_port = port_from_env("PROMETHEUS_PORT", 9090, program="observe")
     scrape_interval = os.environ.get("PROMETHEUS_SCRAPE_INTERVAL", "").strip() or DEFAULT_SCRAPE_INTERVAL
+    jaeger_ports = jaeger_ports_from_env()
     config = stack_config_from_env(
         "observe",
-        other_ports={"PROMETHEUS_PORT": prometheus_port},
+        other_ports={"PROMETHEUS_PORT": prometheus_port, **jaeger_ports},
         # Queue depth as often as Prometheus looks (the default, 15 s, suits production's 30 s scrapes).
         consumer_env={"QUEUE_METRICS_INTERVAL_SECONDS": "5"},
     )
@@ -193,6 +268,7 @@ def main() -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    jaeger = tracing_backend(config, jaeger_ports)
     try:  # fail before starting anything when the configuration is wrong (a bad scrape interval)
         render(1, 2, scrape_interval=scrape_interval)
     except ValueError as exc:
@@ -224,7 +300,9 @@ def main() -> int:
             port=prometheus_port,
         )
         prometheus.start()
-        stack.start()
+        for server in (jaeger, stack):
+            if server is not None:
+                server.start()
     except ProcessFailed as exc:
         print(f"observe: {exc}", file=sys.stderr)
         return 1
@@ -232,15 +310,13 @@ def main() -> int:
         return 0
     else:
         starting.clear()
-        print(banner(stack, prometheus, scrape_interval), flush=True)
+        print(banner(stack, prometheus, scrape_interval, jaeger), flush=True)
         print(READY_LINE, flush=True)
-        return _watch(stack, prometheus, stopping)
+        return _watch(stack, prometheus, stopping, jaeger)
     finally:
         starting.clear()  # cleaning up is not interrupted by a second signal
         print("observe: stopping", file=sys.stderr, flush=True)
-        if prometheus is not None:
-            prometheus.stop()
-        stack.stop()
+        _stop(prometheus, stack, jaeger)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

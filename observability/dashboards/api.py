@@ -111,9 +111,11 @@ def dashboard() -> JSON:
                     ),
                     panel(
                         "Latency",
-                        "Request duration percentiles, all routes except probes and scrapes.",
+                        "Request duration percentiles, all routes except probes and scrapes. Points are exemplars: "
+                        "one traced request each, with its trace id; with the data source's exemplar link (label "
+                        "trace_id) pointing at the trace backend (Jaeger, X-Ray, Tempo), a slow one opens its trace.",
                         "s",
-                        quantile_targets(API_DURATION, USER_ROUTES),
+                        quantile_targets(API_DURATION, USER_ROUTES, exemplars=True),
                         steps=((0.25, ORANGE), (1, RED)),
                     ),
                     panel(

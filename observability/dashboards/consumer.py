@@ -98,9 +98,11 @@ def dashboard() -> JSON:
                 (
                     panel(
                         "End-to-end latency",
-                        "From the API accepting an email (received_at) to the consumer storing it.",
+                        "From the API accepting an email (received_at) to the consumer storing it. Points are "
+                        "exemplars: one traced email each, with its trace id (the email's whole way, POST to S3); "
+                        "with the data source's exemplar link (label trace_id) set, a slow one opens its trace.",
                         "s",
-                        quantile_targets("email_ingest_consumer_end_to_end_latency_seconds"),
+                        quantile_targets("email_ingest_consumer_end_to_end_latency_seconds", exemplars=True),
                         steps=((60, ORANGE), (300, RED)),
                     ),
                     panel(

@@ -40,9 +40,10 @@ CONSUMER_JOB = "email-ingest-consumer"
 GREEN, YELLOW, ORANGE, RED, BLUE = "green", "yellow", "orange", "red", "blue"
 
 
-def query(expr: str, legend: str) -> prometheus.Dataquery:
-    """A range query in code mode; the panel gives it its refId."""
-    return (
+def query(expr: str, legend: str, *, exemplars: bool = False) -> prometheus.Dataquery:
+    """A range query in code mode; the panel gives it its refId. With `exemplars`, Grafana also fetches the
+    histogram's exemplars (the trace ids the services attach) and draws each as a point linking to its trace."""
+    built = (
         prometheus.Dataquery()
         .expr(expr)
         .legend_format(legend)
@@ -50,6 +51,7 @@ def query(expr: str, legend: str) -> prometheus.Dataquery:
         .editor_mode(QueryEditorMode.CODE)
         .datasource(DATASOURCE)
     )
+    return built.exemplar(True) if exemplars else built
 
 
 def _thresholds(base_color: str, steps: Sequence[tuple[float, str]]) -> dashboard_builder.ThresholdsConfig:

@@ -61,8 +61,10 @@ QUEUE_MESSAGES = "email_ingest_queue_messages"
 OLDEST_AGE = "email_ingest_queue_oldest_message_age_seconds"
 
 
-def quantile_targets(histogram: str, *matchers: str) -> tuple[prometheus.Dataquery, ...]:
-    return tuple(query(quantile(q, histogram, *matchers), f"p{round(q * 100)}") for q in (0.5, 0.95, 0.99))
+def quantile_targets(histogram: str, *matchers: str, exemplars: bool = False) -> tuple[prometheus.Dataquery, ...]:
+    return tuple(
+        query(quantile(q, histogram, *matchers), f"p{round(q * 100)}", exemplars=exemplars) for q in (0.5, 0.95, 0.99)
+    )
 
 
 def error_ratio(window: str) -> str:

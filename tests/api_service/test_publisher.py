@@ -439,9 +439,7 @@ async def test_a_call_just_past_a_billing_chunk_holds_its_tail_back_once(
     assert sorted(name for message_id in set(ids) for name in name_of(message_id)) == sorted(f"m{i}" for i in range(70))
 
 
-async def test_a_drain_holds_nothing_back(
-    started: Start, sqs: FakeSqs, registry: CollectorRegistry
-) -> None:
+async def test_a_drain_holds_nothing_back(started: Start, sqs: FakeSqs, registry: CollectorRegistry) -> None:
     publisher = await started(sqs, registry, linger_seconds=10.0)
     pending = [asyncio.create_task(publisher.publish(item(f"m{i}", 1000))) for i in range(70)]
     await asyncio.sleep(0.05)

@@ -25,6 +25,8 @@ from ingest_common.email import (
 from ingest_common.envelope import (
     PACK_OVERHEAD_BYTES,
     REQUEST_ID_ATTRIBUTE,
+    TRACEPARENT_ATTRIBUTE,
+    TRACEPARENT_CHARS,
     Envelope,
     EnvelopeError,
     ParsedMessage,
@@ -136,6 +138,50 @@ def test_an_invalid_version_one_email_refuses_the_whole_message() -> None:
     document["email_id"] = ""
     with pytest.raises(EnvelopeError):
         parse_message(orjson.dumps(document))
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_traceparent_is_written_only_when_set_and_round_trips() -> None:
+    assert "traceparent" not in orjson.loads(make_envelope().to_body())["emails"][0]
+    traced = Envelope(
+        email_id=EMAIL_ID,
+        received_at=RECEIVED,
+        request_id="req-1",
+        email=make_envelope().email,
+        traceparent=TRACEPARENT,
+    )
+    assert orjson.loads(traced.to_body())["emails"][0]["traceparent"] == TRACEPARENT
+    assert parse_envelope(traced.to_v1_body()).traceparent == TRACEPARENT
+    assert parse_envelope(traced.to_body()).traceparent == TRACEPARENT
+    assert parse_envelope(make_envelope().to_body()).traceparent is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "not a traceparent",
+        TRACEPARENT.upper(),
+        "01" + TRACEPARENT[2:],  # a version we do not write
+        "00-" + "0" * 32 + TRACEPARENT[35:],  # all-zero trace id: invalid by the spec
+        TRACEPARENT[:36] + "0" * 16 + TRACEPARENT[52:],  # all-zero span id
+        TRACEPARENT + "-extra",
+    ],
+)
+def test_a_malformed_traceparent_is_ignored_not_refused(value: str) -> None:
+    """The W3C spec's rule for receivers: an email is never held back for its tracing."""
+    parsed = parse_envelope(_document(traceparent=value))
+    assert parsed.traceparent is None
+    assert parsed.email == make_envelope().email
+
+
+@pytest.mark.parametrize("value", [7, ["x"], {"a": 1}, "0" * 129])
+def test_a_traceparent_that_is_not_a_short_string_makes_an_invalid_envelope(value: object) -> None:
+    with pytest.raises(EnvelopeError) as caught:
+        parse_envelope(_document(traceparent=value))
+    assert caught.value.reason == "invalid_envelope"
 
 
 def test_s3_key_is_dated_by_the_emails_own_timestamp() -> None:
@@ -339,11 +385,17 @@ def test_no_valid_email_makes_a_larger_message_than_the_bound(
     )
     assert errors == [] and email is not None
     envelope = Envelope(
-        email_id=str(uuid.uuid4()), received_at=RECEIVED, request_id="r" * 128, email=email, client="😀" * 128
+        email_id=str(uuid.uuid4()),
+        received_at=RECEIVED,
+        request_id="r" * 128,
+        email=email,
+        client="😀" * 128,
+        traceparent=TRACEPARENT,
     )
-    attribute = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
+    attributes = len(REQUEST_ID_ATTRIBUTE) + len("String") + 128
+    attributes += len(TRACEPARENT_ATTRIBUTE) + len("String") + TRACEPARENT_CHARS
     for body in (envelope.to_body(), envelope.to_v1_body()):
-        assert len(body.encode("utf-8")) + attribute <= largest_message_bytes()
+        assert len(body.encode("utf-8")) + attributes <= largest_message_bytes()
 
 
 def test_the_largest_message_needs_a_queue_above_the_old_256_kib_and_fits_sqs() -> None:

@@ -226,6 +226,23 @@ def test_overview_covers_accepted_vs_stored_lag_and_slo_burn() -> None:
         assert needle in exprs
 
 
+@pytest.mark.parametrize(
+    ("name", "title", "histogram"),
+    [
+        ("email-ingest-api.json", "Latency", "email_ingest_api_request_duration_seconds_bucket"),
+        ("email-ingest-consumer.json", "End-to-end latency", "email_ingest_consumer_end_to_end_latency_seconds_bucket"),
+    ],
+)
+def test_the_latency_panels_fetch_exemplars_leading_to_traces(name: str, title: str, histogram: str) -> None:
+    """The services attach the trace id to these histograms' observations (OpenMetrics exemplars)."""
+    [latency] = [panel for panel in _panels(_load(DASHBOARD_DIR / name)) if panel["title"] == title]
+    assert latency["targets"]
+    for target in latency["targets"]:
+        assert target["exemplar"] is True
+        assert histogram in target["expr"]
+    assert "exemplar" in latency["description"] and "trace_id" in latency["description"]
+
+
 def test_substituted_queries_carry_no_variables() -> None:
     for path in COMMITTED:
         for query in dashboard_queries(path):

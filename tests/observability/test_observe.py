@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import queue
 import signal
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from typing import IO
 
@@ -19,6 +22,8 @@ import pytest
 
 from devstack.processes import free_port
 from observability.observe import READY_LINE, prometheus_api
+from tests.aws_helpers import seed_payload
+from tests.support.api import post_many
 from tests.tooling import REPO_ROOT, TOOLS_BIN, require_tool
 
 pytestmark = pytest.mark.tools
@@ -184,3 +189,54 @@ def test_observe_stops_what_it_started_when_signalled_while_starting(start_obser
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not alive, f"still running after observe exited: {alive}"
     assert READY_LINE not in observe.output()
+
+
+def test_observe_with_tracing_jaeger_links_exemplars_to_traces(start_observe: StartObserve) -> None:
+    """TRACING=jaeger: Jaeger beside Prometheus, both services tracing into it; Prometheus keeps the exemplars of
+    the scraped OpenMetrics, and an exemplar's trace id is a trace Jaeger holds, across both services."""
+    require_tool("jaeger")
+    jaeger_ports = {name: free_port() for name in ("JAEGER_PORT", "JAEGER_OTLP_GRPC_PORT", "JAEGER_OTLP_HTTP_PORT")}
+    token = "observe-tracing-token"
+    observe = start_observe({"TRACING": "jaeger", "API_TOKEN": token, **{k: str(v) for k, v in jaeger_ports.items()}})
+    observe.wait_for_line(READY_LINE, timeout=120)
+    jaeger_url = f"http://127.0.0.1:{jaeger_ports['JAEGER_PORT']}"
+    assert jaeger_url in observe.output()
+    api_url = f"http://127.0.0.1:{observe.ports['API_PORT']}"
+    prometheus_url = f"http://127.0.0.1:{observe.ports['PROMETHEUS_PORT']}"
+    [(status, _)] = asyncio.run(post_many(api_url, [seed_payload(token)], [{}]))
+    assert status == 200
+
+    def exemplar_trace() -> str | None:
+        answer = prometheus_api(
+            prometheus_url,
+            "/api/v1/query_exemplars",
+            {"query": 'email_ingest_api_request_duration_seconds_bucket{route="/api/email"}',
+             "start": str(time.time() - 600), "end": str(time.time() + 60)},
+        )  # fmt: skip
+        for series in answer.get("data") or []:
+            for exemplar in series["exemplars"]:
+                return str(exemplar["labels"]["trace_id"])
+        return None
+
+    trace_id: str | None = None
+    services: set[str] = set()
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        trace_id = trace_id or exemplar_trace()
+        if trace_id is not None:
+            with contextlib.suppress(OSError):
+                with urllib.request.urlopen(f"{jaeger_url}/api/traces/{trace_id}", timeout=5) as response:
+                    trace = json.load(response)["data"][0]
+                services = {process["serviceName"] for process in trace["processes"].values()}
+            if services == {"email-ingest-api", "email-ingest-consumer"}:
+                break
+        time.sleep(1)
+    assert trace_id is not None, f"Prometheus kept no exemplar\n{observe.output()}"
+    assert services == {"email-ingest-api", "email-ingest-consumer"}, f"trace {trace_id}: {services}"
+
+    children = psutil.Process(observe.process.pid).children(recursive=True)
+    assert any("jaeger" in " ".join(child.cmdline()) for child in children)
+    observe.process.send_signal(signal.SIGTERM)
+    assert observe.process.wait(timeout=90) == 0, observe.output()
+    _, alive = psutil.wait_procs(children, timeout=10)
+    assert not alive, f"still running after observe exited: {alive}"

@@ -55,6 +55,7 @@ PLACEHOLDERS: dict[str, Any] = {
     "var.batch_limits.max_emails": None,
     "var.batch_limits.max_seconds": None,
     "var.batch_limits.max_held_bytes": None,
+    'var.tracing_endpoint != ""': False,
 }
 
 _REFERENCE = re.compile(r"^\$\{([^{}]+)\}$")

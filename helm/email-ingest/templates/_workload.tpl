@@ -240,6 +240,16 @@ data:
   QUEUE_METRICS_INTERVAL_SECONDS: {{ $c.queueMetricsIntervalSeconds | quote }}
   {{- end }}
   SHUTDOWN_GRACE_SECONDS: {{ $c.shutdownGraceSeconds | quote }}
+  {{- with $root.Values.tracing }}
+  {{- if .enabled }}
+  OTEL_EXPORTER_OTLP_ENDPOINT: {{ .endpoint | quote }}
+  OTEL_EXPORTER_OTLP_PROTOCOL: {{ .protocol | quote }}
+  OTEL_TRACES_SAMPLER: {{ .sampler | quote }}
+  OTEL_TRACES_SAMPLER_ARG: {{ .samplerRatio | toString | quote }}
+  OTEL_SERVICE_NAME: {{ printf "email-ingest-%s" $.component | quote }}
+  OTEL_RESOURCE_ATTRIBUTES: {{ join "," (compact (list (printf "k8s.namespace.name=%s" $root.Release.Namespace) .resourceAttributes)) | quote }}
+  {{- end }}
+  {{- end }}
   {{- range $key, $value := $values.extraEnv }}
   {{ $key }}: {{ $value | toString | quote }}
   {{- end }}
@@ -382,5 +392,11 @@ spec:
       ports:
         - port: 443
           protocol: TCP
+    {{- if $root.Values.tracing.enabled }}
+    # The trace collector (tracing.endpoint), wherever it runs.
+    - ports:
+        - port: {{ $root.Values.tracing.collectorPort }}
+          protocol: TCP
+    {{- end }}
 {{- end }}
 {{- end }}

@@ -235,6 +235,13 @@ locals {
         roleArn = module.iam.consumer_role_arn
       }
     }
+    tracing = {
+      enabled      = var.tracing_endpoint != ""
+      endpoint     = var.tracing_endpoint
+      protocol     = var.tracing_protocol
+      sampler      = var.tracing_sampler
+      samplerRatio = var.tracing_sampler_ratio
+    }
     redrive = {
       enabled = local.redrive_enabled
       serviceAccount = {

@@ -328,3 +328,51 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+################################################################################
+# Tracing (helm values tracing.*; docs/tracing.md)
+################################################################################
+
+variable "tracing_endpoint" {
+  description = "OTLP endpoint of the trace collector the services send to (helm value tracing.endpoint), e.g. an ADOT collector exporting to AWS X-Ray: http://adot-collector.observability:4318. Empty: tracing off."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.tracing_endpoint == "" || can(regex("^https?://[^\\s]+$", var.tracing_endpoint))
+    error_message = "tracing_endpoint must be empty (tracing off) or an http(s) URL."
+  }
+}
+
+variable "tracing_protocol" {
+  description = "OTLP protocol to the collector (helm value tracing.protocol): http/protobuf (port 4318) or grpc (4317)."
+  type        = string
+  default     = "http/protobuf"
+
+  validation {
+    condition     = contains(["http/protobuf", "grpc"], var.tracing_protocol)
+    error_message = "tracing_protocol must be http/protobuf or grpc."
+  }
+}
+
+variable "tracing_sampler" {
+  description = "OTEL_TRACES_SAMPLER of both services (helm value tracing.sampler)."
+  type        = string
+  default     = "parentbased_traceidratio"
+
+  validation {
+    condition     = contains(["always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off", "parentbased_traceidratio"], var.tracing_sampler)
+    error_message = "tracing_sampler must be one of the OpenTelemetry SDK's samplers (always_on, always_off, traceidratio, parentbased_*)."
+  }
+}
+
+variable "tracing_sampler_ratio" {
+  description = "Share of new traces the ratio samplers keep (helm value tracing.samplerRatio), 0 to 1."
+  type        = number
+  default     = 0.01
+
+  validation {
+    condition     = var.tracing_sampler_ratio >= 0 && var.tracing_sampler_ratio <= 1
+    error_message = "tracing_sampler_ratio must be between 0 and 1."
+  }
+}

@@ -65,14 +65,14 @@ variable "receive_wait_time_seconds" {
 }
 
 variable "max_message_size" {
-  description = "Largest message in bytes. A valid email's envelope can take 533215 bytes (over the old 256 KiB limit), so at least that; SQS allows 1 MiB."
+  description = "Largest message in bytes. A valid email's envelope can take 533359 bytes (over the old 256 KiB limit), so at least that; SQS allows 1 MiB."
   type        = number
   default     = 1048576
 
   validation {
-    # 533215: ingest_common.envelope.largest_message_bytes(), the largest envelope a valid email makes.
-    condition     = var.max_message_size >= 533215 && var.max_message_size <= 1048576
-    error_message = "max_message_size must be between 533215 (the largest envelope of a valid email) and 1048576 bytes."
+    # 533359: ingest_common.envelope.largest_message_bytes(), the largest envelope a valid email makes.
+    condition     = var.max_message_size >= 533359 && var.max_message_size <= 1048576
+    error_message = "max_message_size must be between 533359 (the largest envelope of a valid email) and 1048576 bytes."
   }
 }
 
