@@ -5,12 +5,12 @@ for each. One parameter (TOKEN_PARAMETER_NAME, the client `default`) and every p
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from api_service.clients import DEFAULT_CLIENT
 from ingest_common.aws import AwsCallMetrics
@@ -103,25 +103,32 @@ class SsmTokenSource:
                 found.append(ClientParameter(client, await self.versions(name) if in_rotation else [latest]))
         return found
 
-    async def _parameters_by_path(self, path: str) -> list[ParameterTypeDef]:
-        """The parameters right under `path` (not below: a name is one segment), decrypted, every page."""
-        parameters: list[ParameterTypeDef] = []
+    async def _pages(
+        self, operation: str, method: Callable[..., Awaitable[Any]], arguments: Mapping[str, Any]
+    ) -> AsyncIterator[Mapping[str, Any]]:
+        """Every page of a paginated SSM call, each call counted (botocore's paginators would hide the calls)."""
         next_token: str | None = None
         while True:
-            arguments: GetParametersByPathRequestTypeDef = {
-                "Path": path,
-                "Recursive": False,
-                "WithDecryption": True,
-                "MaxResults": _PATH_PAGE_SIZE,
-            }
-            if next_token:
-                arguments["NextToken"] = next_token
-            request = partial(self._ssm.get_parameters_by_path, **arguments)
-            response = await self._aws_metrics.call("ssm", "GetParametersByPath", request)
-            parameters.extend(response.get("Parameters", []))
+            page_arguments = {**arguments, "NextToken": next_token} if next_token else dict(arguments)
+            request = partial(method, **page_arguments)
+            response: Mapping[str, Any] = await self._aws_metrics.call("ssm", operation, request)
+            yield response
             next_token = response.get("NextToken")
             if not next_token:
-                return parameters
+                return
+
+    async def _parameters_by_path(self, path: str) -> list[ParameterTypeDef]:
+        """The parameters right under `path` (not below: a name is one segment), decrypted, every page."""
+        arguments: GetParametersByPathRequestTypeDef = {
+            "Path": path,
+            "Recursive": False,
+            "WithDecryption": True,
+            "MaxResults": _PATH_PAGE_SIZE,
+        }
+        parameters: list[ParameterTypeDef] = []
+        async for page in self._pages("GetParametersByPath", self._ssm.get_parameters_by_path, arguments):
+            parameters.extend(page.get("Parameters", []))
+        return parameters
 
     async def versions(self, name: str) -> list[TokenVersion]:
         """Every version SSM holds of one parameter, oldest first; `value` is empty for those past their grace."""
@@ -137,22 +144,11 @@ class SsmTokenSource:
         ]
 
     async def _history(self, name: str) -> list[TokenVersion]:
+        arguments: GetParameterHistoryRequestTypeDef = {"Name": name, "WithDecryption": False, "MaxResults": _PAGE_SIZE}
         versions: list[TokenVersion] = []
-        next_token: str | None = None
-        while True:
-            arguments: GetParameterHistoryRequestTypeDef = {
-                "Name": name,
-                "WithDecryption": False,
-                "MaxResults": _PAGE_SIZE,
-            }
-            if next_token:
-                arguments["NextToken"] = next_token
-            request = partial(self._ssm.get_parameter_history, **arguments)
-            response = await self._aws_metrics.call("ssm", "GetParameterHistory", request)
-            versions.extend(_version(parameter, value="") for parameter in response["Parameters"])
-            next_token = response.get("NextToken")
-            if not next_token:
-                return versions
+        async for page in self._pages("GetParameterHistory", self._ssm.get_parameter_history, arguments):
+            versions.extend(_version(parameter, value="") for parameter in page["Parameters"])
+        return versions
 
     async def _values(self, name: str, versions: list[int]) -> dict[int, str]:
         """The decrypted values of these versions, by `name:version` selectors (GetParameters takes 10)."""
