@@ -70,6 +70,7 @@ EXPECTED_QUIET_ALERTS = frozenset(
         "EmailIngestTokenUnavailable",
         "EmailIngestTokenStale",
         "EmailIngestTokenRefreshFailing",
+        "EmailIngestTokenClientsRefused",
         "EmailIngestPublishFailures",
         "EmailIngestConsumerProcessingFailures",
     }
