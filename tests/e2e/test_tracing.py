@@ -116,7 +116,7 @@ def test_one_emails_trace_crosses_both_services_and_a_redelivery_is_a_second_lin
         bucket = stack.resources.bucket
         wait_for(lambda: bool(stored_keys(stack.endpoint_url, bucket)), timeout=60,
                  message="the redelivered email stored")  # fmt: skip
-        wait_for(lambda: "email_stored" in storing.log_text(), timeout=30, message="the stored line")
+        wait_for(lambda: "emails_stored" in storing.log_text(), timeout=30, message="the stored line")
         storing.stop()  # its last spans are exported on the way out
         api_lines = log_lines(stack.api.log_text())
         stored_lines = log_lines(storing.log_text())
@@ -125,9 +125,9 @@ def test_one_emails_trace_crosses_both_services_and_a_redelivery_is_a_second_lin
     [access] = [line for line in api_lines if line.get("request_id") == "tracing-e2e-1" and line["event"] == "request"]
     trace_id = access["trace_id"]
     [kept] = [line for line in failed_lines if line["event"] == "store_failed_message_kept"]
-    [stored] = [line for line in stored_lines if line["event"] == "email_stored"]
+    [stored] = [line for line in stored_lines if line["event"] == "emails_stored"]
     assert kept["trace_id"] == stored["trace_id"] == trace_id
-    assert stored["email_id"] == body["email_id"]
+    assert stored["email_ids"] == [body["email_id"]]
 
     def whole_trace() -> bool:
         found = jaeger.trace(trace_id)
