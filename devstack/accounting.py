@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from api_service.clients import DEFAULT_CLIENT
+
 KEY_PREFIX = "emails/"
 BATCH_KEY_PREFIX = "batches/"
 _BATCH_KEY = re.compile(r"dt=(\d{4}-\d{2}-\d{2})/hour=(\d{2})/[^/]+\.ndjson\.gz$")
@@ -44,10 +46,12 @@ def make_email(run_id: str, index: int, *, day: date, days: int = 1) -> dict[str
     }
 
 
-def expected_object(email_id: str, data: dict[str, Any]) -> dict[str, Any]:
-    """What the consumer must store for an email (received_at is checked for its format only)."""
+def expected_object(email_id: str, data: dict[str, Any], client: str = DEFAULT_CLIENT) -> dict[str, Any]:
+    """What the consumer must store for an email (received_at is checked for its format only); `client` is the
+    name of the client whose token sent it (the soak and the bench send with the single token: `default`)."""
     return {
         "email_id": email_id,
+        "client": client,
         "email_subject": data["email_subject"],
         "email_sender": data["email_sender"],
         "email_timestream": int(data["email_timestream"]),
