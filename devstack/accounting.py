@@ -141,6 +141,9 @@ def list_versions(s3: Any, bucket: str, prefix: str) -> list[dict[str, Any]]:
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
         versions.extend(page.get("Versions", []))
         versions.extend({**marker, "DeleteMarker": True} for marker in page.get("DeleteMarkers", []))
+        if page.get("IsTruncated") and not page.get("NextKeyMarker"):
+            # botocore's paginator stops here without a word (gofakes3 does this): never count short.
+            raise RuntimeError(f"the S3 server truncated ListObjectVersions under {prefix!r} without a NextKeyMarker")
     return versions
 
 
