@@ -112,6 +112,7 @@ the preStop sleep runs first, then SIGTERM starts the drain of at most SHUTDOWN_
 {{- end }}
 {{- if not (or .Values.aws.tokenParameterName .Values.aws.tokenParameterPath) }}
 {{- fail "aws.tokenParameterName or aws.tokenParameterPath is required (see ci/minimal-values.yaml)" }}
+{{- end }}
 {{- if and .Values.tracing.enabled (not .Values.tracing.endpoint) }}
 {{- fail "tracing.endpoint is required when tracing.enabled (the collector's OTLP endpoint, e.g. http://adot-collector.observability:4318)" }}
 {{- end }}
