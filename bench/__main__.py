@@ -768,6 +768,9 @@ def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
         f"{int(sends)} billed sends, {int(consumer_sqs)} billed consumer SQS requests, {int(puts)} PUTs, "
         f"{int(ssm)} SSM calls"
     )
+    for process in (stack.api, stack.consumer):  # the next section starts its own on the same ports
+        if process is not None:
+            process.stop()
     return stored == accepted
 
 
