@@ -204,7 +204,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         )
 
     envelope = Envelope(
-        email_id=email_id_for(idempotency_key, app[RANDOM_IDS]),
+        email_id=email_id_for(client.name, idempotency_key, app[RANDOM_IDS]),
         received_at=datetime.now(UTC),
         request_id=request_id,
         email=email,
