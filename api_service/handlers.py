@@ -32,7 +32,7 @@ from api_service.problems import problem
 from api_service.publisher import BatchPublisher, PublishRejected
 from api_service.rate_limit import retry_after_header
 from api_service.token_cache import TokenCheck
-from ingest_common.email import FieldError, parse_email
+from ingest_common.email import FieldError, parse_email, unknown_field_errors
 from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, TRACEPARENT_ATTRIBUTE, Envelope
 from ingest_common.tracing import traceparent_of
 
@@ -188,7 +188,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         return _rate_limited(request, client, wait_seconds)
 
     email, errors = parse_email(document.get("data"))
-    errors.extend(FieldError(f"/{key}", "is not a known field") for key in document if key not in _BODY_KEYS)
+    errors.extend(unknown_field_errors(document, _BODY_KEYS, ""))
     if "token" in document and not isinstance(body_token, str):  # ignored next to a bearer token, but still wrong
         errors.append(FieldError("/token", "must be a string"))
     idempotency_key, header_error = _idempotency_key(request)
