@@ -251,6 +251,34 @@ def test_answers_nobody_reads_hold_no_memory_outside_the_budget(api: FaultyPipel
     assert_still_up(api)
 
 
+def _requests_with_code(api: FaultyPipeline, code: str) -> float:
+    metrics = http_text(f"{api.api_url}/metrics")
+    return sum(
+        metric_value(metrics, "email_ingest_api_requests_total", {"code": code, "client": client})
+        for client in ("unauthenticated", "default")
+    )
+
+
+def test_a_hang_up_mid_upload_is_a_499_not_a_server_error(api: FaultyPipeline) -> None:
+    """Content-Length 500, 28 bytes, then the client closes: counted as a 500 with a traceback at error level, so
+    that anyone, without a token, could page on-call through the 5xx burn-rate alerts. Now a 499 and one line."""
+    errors_before, hang_ups_before = _requests_with_code(api, "500"), _requests_with_code(api, "499")
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", _port(api)), timeout=10) as sock:
+            sock.sendall(
+                b"POST /api/email HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 500\r\n\r\n" + b'{"data": {"email_subject": "'
+            )
+    deadline = time.monotonic() + 10
+    while _requests_with_code(api, "499") < hang_ups_before + 5:
+        assert time.monotonic() < deadline, "every hang-up is counted as a 499"
+        time.sleep(0.1)
+    assert _requests_with_code(api, "500") == errors_before, "no 5xx"
+    log = (api.log_dir / "api.log").read_text(errors="replace")
+    assert '"event":"request_failed"' not in log and "Traceback" not in log
+    assert_still_up(api)
+
+
 def test_memory_stays_bounded_through_the_barrage(api: FaultyPipeline, baseline_rss: int) -> None:
     """Last in the module: the API's RSS after every case above, against the baseline taken before them."""
     growth = _rss(api) - baseline_rss
