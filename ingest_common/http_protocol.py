@@ -20,13 +20,16 @@ from typing import Any, Final
 import orjson
 import structlog
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, HttpProcessingError, LineTooLong
+from aiohttp.http_exceptions import BadHttpMethod, ContentEncodingError, HttpProcessingError, LineTooLong
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
 
 log = structlog.get_logger("ingest_common.http_protocol")
 
 PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
+# The request bodies' content codings the API decodes (aiohttp's parser does); identity is always taken. Others are
+# refused with 415 whether or not this Python could decode them (brotli may be installed here and not in the image).
+SUPPORTED_CONTENT_CODINGS: Final = ("gzip", "deflate")
 PROBLEM_TYPE_PREFIX: Final = "https://email-ingest.dev/problems/"
 # slug -> (status, title, detail) of what the parser refuses; the slugs are in the API's OpenAPI document too.
 PROTOCOL_PROBLEMS: Final = {
@@ -35,6 +38,11 @@ PROTOCOL_PROBLEMS: Final = {
         431,
         "A request line or header field is too large",
         "The request line or a header field is longer than the server accepts (8190 bytes).",
+    ),
+    "unsupported-content-encoding": (
+        415,
+        "The request body's Content-Encoding is not supported",
+        "Send the body as identity, gzip or deflate.",
     ),
     "internal-error": (500, "Internal error", "An unexpected error occurred."),
 }
@@ -46,6 +54,8 @@ RefusalObserver = Callable[[int], None]
 def protocol_problem_slug(exc: BaseException | None, status: int) -> str:
     if isinstance(exc, LineTooLong):
         return "request-header-too-large"
+    if isinstance(exc, ContentEncodingError):  # a coding this Python cannot decode (br, zstd without their module)
+        return "unsupported-content-encoding"
     if isinstance(exc, HttpProcessingError) or status < 500:
         return "malformed-request"
     return "internal-error"
@@ -62,6 +72,8 @@ def protocol_problem(slug: str, status: int, title: str, detail: str) -> web.Res
         content_type=PROBLEM_CONTENT_TYPE,
         headers={"X-Request-ID": request_id},
     )
+    if slug == "unsupported-content-encoding":
+        response.headers["Accept-Encoding"] = ", ".join(SUPPORTED_CONTENT_CODINGS)
     response.force_close()
     return response
 

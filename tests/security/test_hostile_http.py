@@ -6,6 +6,7 @@ Memory is the API process's RSS (psutil) before and after the whole barrage; eac
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import json
 import socket
@@ -277,6 +278,50 @@ def test_a_hang_up_mid_upload_is_a_499_not_a_server_error(api: FaultyPipeline) -
     log = (api.log_dir / "api.log").read_text(errors="replace")
     assert '"event":"request_failed"' not in log and "Traceback" not in log
     assert_still_up(api)
+
+
+@pytest.mark.parametrize(
+    ("coding", "status", "slug"),
+    [
+        ("zstd", 415, "unsupported-content-encoding"),  # refused by the parser: no zstd module (as in the image)
+        ("br", 415, "unsupported-content-encoding"),  # refused by the API, whether or not brotli is installed
+        ("xyz", 415, "unsupported-content-encoding"),
+        ("gzip", 400, "malformed-body"),  # a plain body labelled gzip: once a 500
+        ("deflate", 400, "malformed-body"),
+    ],
+)
+def test_a_body_that_does_not_match_its_content_encoding_is_a_4xx(
+    api: FaultyPipeline, coding: str, status: int, slug: str
+) -> None:
+    errors_before = _requests_with_code(api, "500")
+    body = json.dumps({"data": GOOD}).encode()
+    connection = http.client.HTTPConnection("127.0.0.1", _port(api), timeout=30)
+    try:
+        connection.request(
+            "POST",
+            "/api/email",
+            body=body,
+            headers={
+                "Content-Type": "application/json",
+                "Authorization": f"Bearer {api.token}",
+                "Content-Encoding": coding,
+            },
+        )
+        response = connection.getresponse()
+        document = json.loads(response.read())
+    finally:
+        connection.close()
+    assert (response.status, response.getheader("Content-Type")) == (status, "application/problem+json")
+    assert document["type"] == f"https://email-ingest.dev/problems/{slug}"
+    if status == 415:
+        assert response.getheader("Accept-Encoding") == "gzip, deflate"
+    assert _requests_with_code(api, "500") == errors_before
+    assert_still_up(api)
+
+
+def test_a_gzip_body_is_taken(api: FaultyPipeline) -> None:
+    status, _, document = _post(api, gzip.compress(json.dumps({"data": GOOD}).encode()), {"Content-Encoding": "gzip"})
+    assert status == 200, document
 
 
 def test_memory_stays_bounded_through_the_barrage(api: FaultyPipeline, baseline_rss: int) -> None:
