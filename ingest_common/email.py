@@ -25,6 +25,13 @@ _SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # bytes for one: allowed, they would make a 256 KiB content a 1.5 MiB envelope, over SQS's 1 MiB limit.
 # With them refused, no character of content takes more than twice its UTF-8 size in an envelope.
 _CONTENT_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
+# What "only whitespace" means in every text field: exactly the characters Python's str.isspace() (and so
+# str.strip()) takes, spelled out as a character class so that the OpenAPI document says the same (its `\s`, ECMA
+# 262's, differs: it has U+FEFF and lacks U+001C-U+001F and U+0085). A test checks it against every code point.
+WHITESPACE_CLASS = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The characters each text field refuses, as character classes (the regexes above, and the OpenAPI patterns).
+SINGLE_LINE_FORBIDDEN_CLASS = _SINGLE_LINE_FORBIDDEN.pattern[1:-1]
+CONTENT_FORBIDDEN_CLASS = _CONTENT_FORBIDDEN.pattern[1:-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +126,10 @@ def _check_timestream(data: Mapping[str, object], pointer: str, errors: list[Fie
         return None
     value = data["email_timestream"]
     seconds: int
+    # An integral number (1693561101.0, 1.693561101e9) is an integer in JSON Schema 2020-12, which the OpenAPI
+    # document's `integer` means: taken as one.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         errors.append(FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits"))
         return None
