@@ -11,11 +11,13 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 
-# Dependencies: exactly the lock (every transitive pin is in it, hence --no-deps), wheels only (no compiler is
-# needed or present), into a virtualenv that the runtime stage copies. pip and setuptools are removed from it.
+# Dependencies: exactly the lock (every transitive pin is in it, hence --no-deps), each wheel checked against the
+# lock's hashes (--require-hashes), wheels only (no compiler is needed or present), into a virtualenv that the
+# runtime stage copies. pip and setuptools are removed from it.
 COPY requirements/consumer.lock /tmp/requirements.lock
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/pip install --no-cache-dir --no-deps --only-binary=:all: -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip install --no-cache-dir --require-hashes --no-deps --only-binary=:all: \
+       -r /tmp/requirements.lock \
     && /opt/venv/bin/pip uninstall --yes pip setuptools \
     && rm /tmp/requirements.lock
 
