@@ -21,7 +21,8 @@ BASE_PACKAGES="python3.11,python3.11-venv,python3-distutils,ca-certificates,netb
 # Bump when the recipe below changes: the stamp then no longer matches and the base is made again.
 BASE_RECIPE="3:$BASE_SUITE:$BASE_PACKAGES"
 
-apt_install buildah podman skopeo umoci runc debootstrap fuse-overlayfs slirp4netns uidmap
+# debian-archive-keyring: debootstrap checks the bookworm archive with it (preinstalled on Debian, not on Ubuntu).
+apt_install buildah podman skopeo umoci runc debootstrap fuse-overlayfs slirp4netns uidmap debian-archive-keyring
 
 mkdir -p "$CONTAINERS_DIR/storage" "$CONTAINERS_DIR/run"
 cat >"$CONTAINERS_DIR/containers.conf.tmp" <<'EOF'
