@@ -1,4 +1,4 @@
-"""Builds the two images from docker/*.Dockerfile, unchanged, without a Docker engine: the one builder of the images.
+"""Builds the two images from docker/*.Dockerfile as they are, without a Docker engine: the one builder of the images.
 
 Used by tests/images/test_images.py, and by any later test that needs the images (a Kubernetes node, say):
 
@@ -6,7 +6,7 @@ Used by tests/images/test_images.py, and by any later test that needs the images
     built = build_images(archive_dir=ARCHIVE_DIR)   # {"api": BuiltImage, "consumer": BuiltImage}
 
 or from a shell, which also writes both as OCI archives (`<service>.oci.tar`) to ``ARCHIVE_DIR``
-(``$EMAIL_INGEST_TOOLS_DIR/containers/images``) and prints their paths:
+(``$EMAIL_INGEST_TOOLS_DIR/containers/images/<TAG>``, TAG naming the checkout) and prints their paths:
 
     .venv/bin/python -m tests.images.build
 
@@ -28,7 +28,9 @@ How, with what scripts/tools/install-containers.sh installs:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -36,7 +38,7 @@ import platform
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from devstack.tools import find_tool, search_path, tools_dir
@@ -50,9 +52,11 @@ BASE_ARCHIVE = CONTAINERS_DIR / "base.oci.tar"
 BASE_IMAGE = "localhost/email-ingest-base:bookworm-python3.11"
 PIP_HOME = CONTAINERS_DIR / "pip-home"
 WHEELS = PIP_HOME / "wheels"
-ARCHIVE_DIR = CONTAINERS_DIR / "images"
 TOOLS = ("buildah", "podman")
-TAG = "test"
+# One tag (and archive folder) per checkout: worktrees of one machine share the store and its layer cache, but
+# none of them tests, replaces or removes another's images.
+TAG = "test-" + hashlib.sha256(str(REPO_ROOT).encode()).hexdigest()[:10]
+ARCHIVE_DIR = CONTAINERS_DIR / "images" / TAG
 PIP_CONF = "[global]\nno-index = true\nfind-links = /root/wheels\n"
 
 
@@ -119,6 +123,15 @@ def base_reference(service: str) -> str:
     if len(froms) != 1:
         raise BuildError(f"{dockerfile(service)}: expected one base for both stages, found {sorted(froms)}")
     return froms.pop()
+
+
+@contextlib.contextmanager
+def shared_lock() -> Iterator[None]:
+    """One checkout at a time loads the base or fills the wheelhouse (both shared by every checkout)."""
+    CONTAINERS_DIR.mkdir(parents=True, exist_ok=True)
+    with (CONTAINERS_DIR / "build.lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def ensure_base() -> None:
@@ -209,8 +222,9 @@ def build_images(archive_dir: Path | None = None) -> dict[str, BuiltImage]:
         raise BuildError(problem)
     if platform.machine() not in {"x86_64", "aarch64"}:
         raise BuildError(f"unsupported machine {platform.machine()}")
-    ensure_base()
-    ensure_wheels()
+    with shared_lock():
+        ensure_base()
+        ensure_wheels()
     built = {service: build(service) for service in SERVICES}
     if archive_dir is not None:
         built = {service: write_archive(image, archive_dir) for service, image in built.items()}
