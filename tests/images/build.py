@@ -84,6 +84,10 @@ def dockerfile(service: str) -> Path:
 
 def missing() -> str | None:
     """What is not installed for a build, or None."""
+    if os.geteuid() != 0:
+        # Verified rootful only (as .ci/run and make test run here): rootless podman would need subordinate ids, a
+        # systemd cgroup manager for --memory, and debootstrap needs root anyway.
+        return "building and running the images needs root (rootful buildah and podman)"
     absent = [tool for tool in TOOLS if find_tool(tool) is None]
     absent += [str(path) for path in (CONTAINERS_CONF, STORAGE_CONF, BASE_ARCHIVE) if not path.is_file()]
     if absent:

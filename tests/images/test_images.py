@@ -62,6 +62,19 @@ def _require(problem: str | None) -> None:
     pytest.skip(problem)
 
 
+def test_missing_tools_fail_under_make_test_and_skip_elsewhere(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(build, "BASE_ARCHIVE", tmp_path / "base.oci.tar")
+    problem = build.missing()
+    assert problem is not None and ("base.oci.tar" in problem or "root" in problem), problem
+    monkeypatch.setenv("EMAIL_INGEST_REQUIRE_TOOLS", "1")
+    with pytest.raises(pytest.fail.Exception, match=r"make tools|root"):
+        _require(problem)
+    monkeypatch.delenv("EMAIL_INGEST_REQUIRE_TOOLS")
+    with pytest.raises(pytest.skip.Exception):
+        _require(problem)
+    _require(None)
+
+
 @pytest.fixture(scope="module")
 def images() -> dict[str, BuiltImage]:
     _require(build.missing())
