@@ -425,6 +425,10 @@ def test_pid_1_runs_unprivileged_read_only_and_memory_limited(
         assert probe["app_files"] > 10, probe
         assert probe["writable_app"] == [], f"{service}: writable under /app: {probe['writable_app']}"
         assert probe["writable_elsewhere"] == ["/tmp"], f"{service}: only /tmp (a tmpfs) takes writes: {probe}"
+    # The API sizes its memory budget from the limit it finds (docs/contract.md): (512 MiB - 160 MiB) / 2.
+    status, metrics = http_get(f"{stack.api_url}/metrics")
+    assert status == 200
+    assert metric_value(metrics, "email_ingest_api_memory_budget_bytes") == 176 * 1024 * 1024
 
 
 def test_the_api_image_answers_probes_and_the_consumer_image_stores_a_post(
@@ -500,6 +504,7 @@ def test_sigterm_drains_the_api_image(images: dict[str, BuiltImage], containers:
 
     wait_for(lambda: contents() >= accepted, timeout=60, message="every accepted email stored")
     assert contents() == accepted
+    assert len(stored_keys(stack.endpoint_url, stack.resources.bucket)) == len(accepted), "each stored once"
 
 
 def test_sigterm_drains_the_consumer_image(
