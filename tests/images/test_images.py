@@ -40,8 +40,6 @@ from tests.images.build import BuiltImage
 from tests.support.api import post
 from tests.support.consumer import enqueue, envelope
 
-pytestmark = [pytest.mark.integration, pytest.mark.tools]
-
 REPO_ROOT = build.REPO_ROOT
 SIZE_LIMIT_BYTES = 200_000_000  # 200 MB, uncompressed, as podman counts it
 MEMORY_LIMIT_BYTES = 512 * 1024 * 1024
@@ -147,6 +145,8 @@ def containers() -> Iterator[Containers]:
 # --- what the image holds -------------------------------------------------------------------------
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_each_image_is_at_most_200_mb(images: dict[str, BuiltImage], record_property: Any) -> None:
     for service, image in images.items():
         record_property(f"{service}_size_bytes", image.size_bytes)
@@ -198,6 +198,8 @@ print(json.dumps({{"version": sys.version.split()[0], "prefix": sys.prefix, "bas
 """
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_the_image_runs_the_stand_in_python_with_the_models_it_calls(
     images: dict[str, BuiltImage], containers: Containers
 ) -> None:
@@ -269,6 +271,8 @@ def test_the_leftover_scanner_finds_each_kind(tmp_path: Path) -> None:
     assert packaging_leftovers(tmp_path) == sorted(expected)
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_no_pip_setuptools_or_their_leftovers_anywhere(images: dict[str, BuiltImage]) -> None:
     for service, image in images.items():
         mounted = Path(build.run(["podman", "image", "mount", image.reference]).stdout.strip())
@@ -409,6 +413,8 @@ print(json.dumps({
 """
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_pid_1_runs_unprivileged_read_only_and_memory_limited(
     images: dict[str, BuiltImage], containers: Containers, stack: Stack
 ) -> None:
@@ -431,6 +437,8 @@ def test_pid_1_runs_unprivileged_read_only_and_memory_limited(
     assert metric_value(metrics, "email_ingest_api_memory_budget_bytes") == 176 * 1024 * 1024
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_the_api_image_answers_probes_and_the_consumer_image_stores_a_post(
     images: dict[str, BuiltImage], containers: Containers, stack: Stack
 ) -> None:
@@ -464,6 +472,8 @@ def stored_results(log_text: str) -> list[str]:
     ]
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_sigterm_drains_the_api_image(images: dict[str, BuiltImage], containers: Containers, stack: Stack) -> None:
     # A long linger keeps requests waiting in the publisher when SIGTERM arrives.
     api = containers.start(images["api"], stack.api_env(PUBLISH_LINGER_MS="300"))
@@ -507,6 +517,8 @@ def test_sigterm_drains_the_api_image(images: dict[str, BuiltImage], containers:
     assert len(stored_keys(stack.endpoint_url, stack.resources.bucket)) == len(accepted), "each stored once"
 
 
+@pytest.mark.integration
+@pytest.mark.tools
 def test_sigterm_drains_the_consumer_image(
     images: dict[str, BuiltImage], containers: Containers, stack: Stack, moto_server: MotoServer
 ) -> None:
