@@ -38,7 +38,11 @@ COPY_CHANGES: tuple[tuple[str, str, str], ...] = (
 ROOTS: tuple[str, ...] = tuple(
     str(path.relative_to(TERRAFORM_DIR))
     for path in sorted(
-        [*(TERRAFORM_DIR / "envs").iterdir(), TERRAFORM_DIR / "bootstrap", *TERRAFORM_DIR.glob("modules/*/examples/complete")]
+        [
+            *(TERRAFORM_DIR / "envs").iterdir(),
+            TERRAFORM_DIR / "bootstrap",
+            *TERRAFORM_DIR.glob("modules/*/examples/complete"),
+        ]
     )
     if path.is_dir()
 )
