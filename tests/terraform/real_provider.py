@@ -151,5 +151,6 @@ def terraform(
     try:
         done = subprocess.run(argv, env=merged, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"terraform {' '.join(args)} in {root} did not finish in {timeout} s\n{exc.stdout}\n{exc.stderr}")
+        output = [part.decode() if isinstance(part, bytes) else part or "" for part in (exc.stdout, exc.stderr)]
+        pytest.fail(f"terraform {' '.join(args)} in {root} did not finish in {timeout} s\n" + "\n".join(output))
     return Run(list(args), done.returncode, done.stdout, done.stderr, time.monotonic() - started)
