@@ -29,11 +29,12 @@ def _port(pipeline: FaultyPipeline) -> int:
     return int(pipeline.api_url.rsplit(":", 1)[1])
 
 
-def _post(
+def _send(
     pipeline: FaultyPipeline,
     body: bytes | Iterator[bytes],
     headers: dict[str, str] | None = None,
-) -> tuple[int, str, dict[str, object]]:
+) -> tuple[http.client.HTTPResponse, bytes]:
+    """A POST with the token; the response (its headers) and its raw body."""
     connection = http.client.HTTPConnection("127.0.0.1", _port(pipeline), timeout=30)
     try:
         all_headers = {
@@ -45,10 +46,18 @@ def _post(
             "POST", "/api/email", body=body, headers=all_headers, encode_chunked=not isinstance(body, bytes)
         )
         response = connection.getresponse()
-        raw = response.read()
-        return response.status, response.getheader("Content-Type", ""), json.loads(raw)
+        return response, response.read()
     finally:
         connection.close()
+
+
+def _post(
+    pipeline: FaultyPipeline,
+    body: bytes | Iterator[bytes],
+    headers: dict[str, str] | None = None,
+) -> tuple[int, str, dict[str, object]]:
+    response, raw = _send(pipeline, body, headers)
+    return response.status, response.getheader("Content-Type", ""), json.loads(raw)
 
 
 def _rss(pipeline: FaultyPipeline) -> int:
@@ -195,18 +204,7 @@ def test_many_unknown_fields_answer_stays_bounded(api: FaultyPipeline) -> None:
     """140,000 distinct unknown keys once got a 7.59 MB answer (an error each): now at most 64 KiB."""
     body = _many_unknown_keys(140_000)
     assert 1_500_000 < len(body) < MAX_BODY_BYTES
-    connection = http.client.HTTPConnection("127.0.0.1", _port(api), timeout=30)
-    try:
-        connection.request(
-            "POST",
-            "/api/email",
-            body=body,
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {api.token}"},
-        )
-        response = connection.getresponse()
-        raw = response.read()
-    finally:
-        connection.close()
+    response, raw = _send(api, body)
     assert response.status == 400
     assert len(raw) <= ANSWER_MAX_BYTES, f"a {len(raw)}-byte answer"
     errors = json.loads(raw)["errors"]
@@ -294,23 +292,8 @@ def test_a_body_that_does_not_match_its_content_encoding_is_a_4xx(
     api: FaultyPipeline, coding: str, status: int, slug: str
 ) -> None:
     errors_before = _requests_with_code(api, "500")
-    body = json.dumps({"data": GOOD}).encode()
-    connection = http.client.HTTPConnection("127.0.0.1", _port(api), timeout=30)
-    try:
-        connection.request(
-            "POST",
-            "/api/email",
-            body=body,
-            headers={
-                "Content-Type": "application/json",
-                "Authorization": f"Bearer {api.token}",
-                "Content-Encoding": coding,
-            },
-        )
-        response = connection.getresponse()
-        document = json.loads(response.read())
-    finally:
-        connection.close()
+    response, raw = _send(api, json.dumps({"data": GOOD}).encode(), {"Content-Encoding": coding})
+    document = json.loads(raw)
     assert (response.status, response.getheader("Content-Type")) == (status, "application/problem+json")
     assert document["type"] == f"https://email-ingest.dev/problems/{slug}"
     if status == 415:
