@@ -52,6 +52,15 @@ KUBELET_SYSCTLS = (
     "kernel/keys/root_maxkeys",
     "kernel/keys/root_maxbytes",
 )
+# Paths the kubelet and containerd use whatever they are told (the device plugins' socket, the shims' sockets):
+# removed when empty on exit, deepest first (so nothing of another program's goes with them).
+KUBELET_SOCKET = Path("/var/lib/kubelet/device-plugins/kubelet.sock")
+HOST_DIRS = (
+    Path("/var/lib/kubelet/device-plugins"),
+    Path("/var/lib/kubelet"),
+    Path("/run/containerd/s"),
+    Path("/run/containerd"),
+)
 BINARIES = ("kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy", "containerd", "ctr", "kube-pause")
 
 
@@ -75,7 +84,7 @@ def wait_for(condition: Callable[[], Any], what: str, timeout: float, *, interva
             result = condition()
             if result:
                 return result
-        except Exception as exc:  # noqa: BLE001 - retried until the deadline, reported then
+        except Exception as exc:
             last = exc
         time.sleep(interval)
     raise NodeError(f"{what} not within {timeout} s" + (f" (last error: {last})" if last else ""))
@@ -143,7 +152,10 @@ def pause_archive(binary: Path, archive: Path, reference: str) -> Path:
                 }
             ],
         }
-        for name, data in (("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", json.dumps(index).encode())):
+        for name, data in (
+            ("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'),
+            ("index.json", json.dumps(index).encode()),
+        ):
             info = tarfile.TarInfo(name)
             info.size = len(data)
             layout.addfile(info, io.BytesIO(data))
@@ -182,10 +194,10 @@ class Node:
         return "\n".join(parts)
 
     def pod_logs(self) -> str:
-        out = []
-        for path in sorted((self.workdir / "pod-logs").glob("*/*/*.log")):
-            out.append(f"--- {path.relative_to(self.workdir)}\n{path.read_text(errors='replace')[-3000:]}")
-        return "\n".join(out)
+        return "\n".join(
+            f"--- {path.relative_to(self.workdir)}\n{path.read_text(errors='replace')[-3000:]}"
+            for path in sorted((self.workdir / "pod-logs").glob("*/*/*.log"))
+        )
 
 
 def _cni_config(workdir: Path) -> Path:
@@ -244,6 +256,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     enable_unprivileged_ports = false
     enable_unprivileged_icmp = false
     netns_mounts_under_state_dir = true
+    # The sandbox this runs in has no CAP_SYS_RESOURCE: the kubelet's negative OOM score adjustments (-998 for
+    # every pod sandbox) would fail runc's create ("can't get final child's PID from pipe: EOF"). Clamped to
+    # containerd's own (0) instead.
+    restrict_oom_score_adj = true
     tolerate_missing_hugetlb_controller = true
     disable_hugetlb_controller = true
     [plugins.'io.containerd.cri.v1.runtime'.containerd]
@@ -300,6 +316,8 @@ def _kubelet_config(workdir: Path, plane: ControlPlane, healthz_port: int, port:
         "fileCheckFrequency": "5s",
         "nodeStatusUpdateFrequency": "5s",
         "rotateCertificates": False,
+        # Without CAP_SYS_RESOURCE (see the containerd config) the kubelet cannot lower its own score (-999).
+        "oomScoreAdj": 0,
         "serverTLSBootstrap": False,
         "resolvConf": str(workdir / "resolv.conf"),
     }
@@ -363,17 +381,24 @@ def _remove_cgroups() -> None:
         time.sleep(0.2)
 
 
-def _kill_shims() -> None:
+def _shim_pids() -> list[int]:
     """containerd-shim-runc-v2 processes of this node (they outlive containerd), by their -address argument."""
     marker = str(STATE_DIR).encode()
+    found = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         with contextlib.suppress(OSError):
             cmdline = (proc / "cmdline").read_bytes()
             if b"containerd-shim" in cmdline and marker in cmdline:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(proc.name), signal.SIGKILL)
+                found.append(int(proc.name))
+    return found
+
+
+def _kill_shims() -> None:
+    for pid in _shim_pids():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _unmount_under(*roots: Path) -> None:
@@ -403,7 +428,7 @@ def _iptables_cleanup() -> None:
             sh("iptables", "-w", "-t", table, "-X", chain, check=False)
 
 
-def leftovers() -> list[str]:
+def leftovers(workdir: Path | None = None) -> list[str]:
     """What this node would have left on the machine (empty after a clean exit)."""
     found = []
     if sh("ip", "link", "show", BRIDGE, check=False).returncode == 0:
@@ -414,6 +439,11 @@ def leftovers() -> list[str]:
     found += [f"cgroup {p}" for p in _cgroup_dirs()]
     mounts = Path("/proc/self/mountinfo").read_text()
     found += [f"mount {line.split()[4]}" for line in mounts.splitlines() if str(STATE_DIR) in line.split()[4]]
+    if workdir is not None:
+        found += [f"mount {line.split()[4]}" for line in mounts.splitlines() if str(workdir) in line.split()[4]]
+    found += [f"socket {KUBELET_SOCKET}"] if KUBELET_SOCKET.exists() else []
+    found += [f"directory {STATE_DIR}"] if STATE_DIR.exists() else []
+    found += [f"process {pid}" for pid in _shim_pids()]
     return found
 
 
@@ -587,9 +617,15 @@ def _teardown(node: Node | None, workdir: Path, *, sysctls: dict[str, str] | Non
     _unmount_under(STATE_DIR, workdir)
     _remove_cgroups()
     _iptables_cleanup()
-    sh("ip", "link", "del", BRIDGE, check=False)
+    # The pods' veths first (their namespaces are gone with the mounts, so normally none is left), then the bridge.
     for link in sh("ip", "-o", "link", "show", "master", BRIDGE, check=False).stdout.splitlines():
         sh("ip", "link", "del", link.split(":")[1].strip().split("@")[0], check=False)
+    sh("ip", "link", "del", BRIDGE, check=False)
+    with contextlib.suppress(OSError):
+        KUBELET_SOCKET.unlink(missing_ok=True)
+    for directory in HOST_DIRS:
+        with contextlib.suppress(OSError):
+            directory.rmdir()  # only when empty
     with contextlib.suppress(OSError):
         for path in Path("/var/log/containers").glob("*.log"):
             if path.is_symlink() and str(workdir) in os.readlink(path):
