@@ -450,6 +450,16 @@ def leftovers(workdir: Path | None = None) -> list[str]:
 # --- start ------------------------------------------------------------------------------------------------------
 
 
+def host_problem() -> str | None:
+    """Why this host cannot run the node as this module makes it, or None."""
+    if os.geteuid() != 0:
+        return "the single-node cluster needs root (a bridge, iptables rules, cgroups, mounts)"
+    if (CGROUP_FS / "cgroup.controllers").exists():
+        # Only cgroup v1 (hybrid, as on the machines .ci/run runs on) is made and cleaned up here.
+        return f"{CGROUP_FS} is cgroup v2 (unified): tests/cluster/node.py makes cgroup v1 hierarchies only"
+    return None
+
+
 def _network_up() -> None:
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
     sh("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)

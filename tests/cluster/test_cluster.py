@@ -34,7 +34,7 @@ import pytest
 from devstack.bootstrap import DUMMY_CREDENTIALS, Resources, StackNames, bootstrap
 from devstack.processes import ManagedProcess, free_port, python_module
 from tests.aws_helpers import seed_payload, stored_objects
-from tests.cluster.node import BINARIES, GATEWAY, Node, NodeError, leftovers, running_node, wait_for
+from tests.cluster.node import BINARIES, GATEWAY, Node, NodeError, host_problem, leftovers, running_node, wait_for
 from tests.cluster.report import report
 from tests.images import build
 from tests.tooling import REPO_ROOT, TOOLS_DIR, require_tool, run_tool
@@ -145,8 +145,9 @@ def _unavailable(problem: str) -> None:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    if os.geteuid() != 0:
-        _unavailable("the single-node cluster needs root (a bridge, iptables rules, cgroups, mounts)")
+    host = host_problem()
+    if host:
+        _unavailable(host)
     tools = {name: require_tool(name) for name in ("etcd", "kube-apiserver", *BINARIES)}
     helm = require_tool("helm")
     problem = build.missing()

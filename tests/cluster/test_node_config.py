@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
+import pytest
 import yaml
 
 from tests.cluster import node
@@ -90,3 +91,19 @@ def test_the_bridge_masquerades_nothing_and_kube_proxy_binds_the_bridge(tmp_path
     assert proxy["iptables"]["masqueradeAll"] is False
     assert proxy["nodePortAddresses"] == [f"{node.GATEWAY}/32"]
     assert proxy["healthzBindAddress"].startswith("127.0.0.1:")
+
+
+def test_a_host_that_cannot_run_the_node_fails_make_test_and_skips_elsewhere(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.cluster.test_cluster import _unavailable
+
+    monkeypatch.setenv("EMAIL_INGEST_REQUIRE_TOOLS", "1")
+    with pytest.raises(pytest.fail.Exception, match="needs root"):
+        _unavailable("needs root")
+    monkeypatch.delenv("EMAIL_INGEST_REQUIRE_TOOLS")
+    with pytest.raises(pytest.skip.Exception, match="needs root"):
+        _unavailable("needs root")
+
+
+def test_this_host_can_run_the_node_or_says_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert "needs root" in (node.host_problem() or "")
