@@ -57,6 +57,7 @@ soak: venv ## 100k emails through the pipeline with faults injected; ends "ackno
 	@bash scripts/tools/install-elasticmq.sh && bash scripts/tools/install-gofakes3.sh
 	python scripts/soak.py $(SOAK_ARGS)
 
-lock: venv ## regenerate requirements/*.lock from pyproject.toml
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements/dev.lock -q --no-build
-	for x in api consumer; do uv pip compile pyproject.toml --extra $$x --python-version 3.11 -c requirements/dev.lock -o requirements/$$x.lock -q; done
+lock: venv ## regenerate requirements/*.lock from pyproject.toml, with hashes (uv.lock: the pinned uv's)
+	uv pip compile pyproject.toml --extra dev --python-version 3.11 --generate-hashes -o requirements/dev.lock -q --no-build
+	for x in api consumer; do uv pip compile pyproject.toml --extra $$x --python-version 3.11 --generate-hashes --no-build -c requirements/dev.lock -o requirements/$$x.lock -q; done
+	sed -n 's/^\(uv==[^ ]*\).*/\1/p' requirements/uv.lock | uv pip compile - --python-version 3.11 --generate-hashes --no-build -o requirements/uv.lock -q

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 
-from api_service.app import begin_drain, create_app
+from api_service.app import begin_drain, count_refused, create_app
 from api_service.config import ApiSettings
 from ingest_common.runtime import serve_until_signalled, service_main
 
@@ -23,6 +24,7 @@ async def serve(settings: ApiSettings) -> None:
         port=settings.port,
         shutdown_timeout=settings.shutdown_grace_seconds,
         on_stop=drain,
+        on_refused=partial(count_refused, app),
     )
 
 

@@ -165,6 +165,13 @@ def create_app(
     return app
 
 
+def count_refused(app: web.Application, status: int) -> None:
+    """A request the HTTP parser refused (ingest_common.http_protocol): counted like the requests that reached us."""
+    metrics = app[METRICS]
+    metrics.reject("malformed_request")
+    metrics.observe("unmatched", "OTHER", status, 0.0)
+
+
 def begin_drain(app: web.Application) -> None:
     """First step of a graceful stop: refuse new emails, fail readiness, flush what is queued."""
     app[LIFECYCLE].draining = True

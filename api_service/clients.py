@@ -19,6 +19,9 @@ RESERVED_NAMES: Final = frozenset({UNAUTHENTICATED})
 CLIENT_NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 _LIMIT_KEYS: Final = frozenset({"token", "rate_limit_rps", "rate_limit_burst"})
 MAX_RATE: Final = 1_000_000.0
+# The slowest limit: one request per 1,000 s. Below it a wait is meaningless, and a rate such as 1e-320 made the
+# wait infinite (a Retry-After of inf: OverflowError, a 500) once the bucket was empty.
+MIN_RATE: Final = 0.001
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,8 +88,8 @@ def parse_value(value: str) -> ParameterValue:
         if burst is not None:
             raise UnusableValue("has rate_limit_burst without rate_limit_rps")
         return ParameterValue(token)
-    if not _is_number(rps) or not 0 <= rps <= MAX_RATE:
-        raise UnusableValue(f"rate_limit_rps must be a number from 0 to {MAX_RATE:.0f}")
+    if not _is_number(rps) or not (rps == 0 or MIN_RATE <= rps <= MAX_RATE):
+        raise UnusableValue(f"rate_limit_rps must be 0 (no limit) or a number from {MIN_RATE:g} to {MAX_RATE:.0f}")
     if burst is not None and (not isinstance(burst, int) or isinstance(burst, bool) or not 1 <= burst <= MAX_RATE):
         raise UnusableValue(f"rate_limit_burst must be an integer from 1 to {MAX_RATE:.0f}")
     return ParameterValue(token, RateLimit.of(float(rps), burst))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-from api_service.clients import MAX_RATE, NO_RATE_LIMIT, RateLimit
+from api_service.clients import MAX_RATE, MIN_RATE, NO_RATE_LIMIT, RateLimit
 from api_service.memory_budget import MIB, container_memory_limit, default_budget_bytes
 from ingest_common.config import LOG_LEVELS, EnvReader
 from ingest_common.email import (
@@ -162,6 +162,8 @@ def _parameter_path(env: EnvReader) -> str | None:
 
 def _rate_limit(env: EnvReader) -> RateLimit:
     rps = env.number("RATE_LIMIT_RPS", 0.0, minimum=0, maximum=MAX_RATE)
+    if 0 < rps < MIN_RATE:
+        env.problems.append(f"RATE_LIMIT_RPS={rps:g} is below {MIN_RATE:g} (one request per 1,000 s); 0 turns it off")
     burst_set = env.optional("RATE_LIMIT_BURST") is not None
     problems = len(env.problems)
     burst = env.integer("RATE_LIMIT_BURST", 1, minimum=1, maximum=int(MAX_RATE))

@@ -28,12 +28,13 @@ from api_service.keys import (
     TRACER,
 )
 from api_service.memory_budget import Reservation
-from api_service.problems import problem
+from api_service.problems import ACCEPT_ENCODING_HEADER, problem
 from api_service.publisher import BatchPublisher, PublishRejected
 from api_service.rate_limit import retry_after_header
 from api_service.token_cache import TokenCheck
-from ingest_common.email import FieldError, parse_email
+from ingest_common.email import FieldError, parse_email, unknown_field_errors
 from ingest_common.envelope import REQUEST_ID_ATTRIBUTE, TRACEPARENT_ATTRIBUTE, Envelope
+from ingest_common.http_protocol import SUPPORTED_CONTENT_CODINGS
 from ingest_common.tracing import traceparent_of
 
 _BODY_KEYS: Final = frozenset({"data", "token"})
@@ -97,35 +98,67 @@ async def ingest_email(request: web.Request) -> web.Response:
             detail=f"Send JSON with Content-Type: application/json, not {request.content_type!r}.",
             request_id=request_id,
         )
+    coding = _content_coding(request)
+    if coding is not None and coding not in SUPPORTED_CONTENT_CODINGS:
+        metrics.reject("unsupported_encoding")
+        return problem(
+            "unsupported-content-encoding",
+            detail=f"Send the body as identity, {' or '.join(SUPPORTED_CONTENT_CODINGS)}.",
+            request_id=request_id,
+            headers=ACCEPT_ENCODING_HEADER,
+        )
     with app[MEMORY_BUDGET].reservation() as held:
-        body = await _read_body(request, held)
+        body = await _read_body(request, held, decoded=coding is not None)
         if isinstance(body, web.Response):
             return body
         return await _ingest(request, body, held)
 
 
-async def _read_body(request: web.Request, held: Reservation) -> bytes | web.Response:
+def _content_coding(request: web.Request) -> str | None:
+    """The body's content coding, lower case; None for none (or identity)."""
+    coding = request.headers.get("Content-Encoding")
+    if coding is None:
+        return None
+    coding = coding.strip().lower()
+    return None if coding in {"", "identity"} else coding
+
+
+async def _read_body(request: web.Request, held: Reservation, *, decoded: bool) -> bytes | web.Response:
     """The body, its bytes reserved before they are read; or the answer when it is refused.
 
-    Reserving before reading bounds the bodies still arriving (unauthenticated as yet) too. A chunked
-    body is reserved chunk by chunk as it arrives.
+    Reserving before reading bounds the bodies still arriving (unauthenticated as yet) too. A chunked or
+    compressed (`decoded`) body is reserved chunk by chunk as it arrives, by its decoded size: Content-Length
+    counts the compressed bytes, and 1.6 KB of gzip unpacks to 1.6 MB. The body limit applies to the decoded bytes.
     """
     max_bytes = request.app[SETTINGS].max_body_bytes
     length = request.content_length
-    if length is not None:
-        if length > max_bytes:
-            return _too_large(request, max_bytes)
-        if not held.add(_READ_COPIES * length):
-            return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
-        return await request.read()
-    chunks: list[bytes] = []
-    async for chunk in request.content.iter_any():
-        if held.size + _READ_COPIES * len(chunk) > _READ_COPIES * max_bytes:
-            return _too_large(request, max_bytes)
-        if not held.add(_READ_COPIES * len(chunk)):
-            return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
-        chunks.append(chunk)
-    return b"".join(chunks)
+    try:
+        if length is not None and not decoded:
+            if length > max_bytes:
+                return _too_large(request, max_bytes)
+            if not held.add(_READ_COPIES * length):
+                return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
+            return await request.read()
+        chunks: list[bytes] = []
+        async for chunk in request.content.iter_any():
+            if held.size + _READ_COPIES * len(chunk) > _READ_COPIES * max_bytes:
+                return _too_large(request, max_bytes)
+            if not held.add(_READ_COPIES * len(chunk)):
+                return _unavailable(request, "memory_budget", _MEMORY_BUDGET_RETRY_AFTER)
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except web.RequestPayloadError:
+        # Not the coding it claims (a plain body sent as gzip), or a broken chunked framing: the client's mistake.
+        request.app[METRICS].reject("invalid_encoding")
+        what = "its Content-Encoding" if decoded else "its Transfer-Encoding (chunked)"
+        refused = problem(
+            "malformed-body", detail=f"The body does not decode by {what}.", request_id=request[REQUEST_ID]
+        )
+        # The rest of the body cannot be read either: close after the answer instead of reading on (aiohttp's
+        # lingering read would meet the same error and drop the connection before the answer reached the client).
+        refused.force_close()
+        request.content.feed_eof()
+        return refused
 
 
 def _rate_limited(request: web.Request, client: Client, wait_seconds: float) -> web.Response:
@@ -188,7 +221,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         return _rate_limited(request, client, wait_seconds)
 
     email, errors = parse_email(document.get("data"))
-    errors.extend(FieldError(f"/{key}", "is not a known field") for key in document if key not in _BODY_KEYS)
+    errors.extend(unknown_field_errors(document, _BODY_KEYS, ""))
     if "token" in document and not isinstance(body_token, str):  # ignored next to a bearer token, but still wrong
         errors.append(FieldError("/token", "must be a string"))
     idempotency_key, header_error = _idempotency_key(request)
@@ -204,7 +237,7 @@ async def _ingest(request: web.Request, body: bytes, held: Reservation) -> web.R
         )
 
     envelope = Envelope(
-        email_id=email_id_for(idempotency_key, app[RANDOM_IDS]),
+        email_id=email_id_for(client.name, idempotency_key, app[RANDOM_IDS]),
         received_at=datetime.now(UTC),
         request_id=request_id,
         email=email,

@@ -1,4 +1,4 @@
-"""Email ids: derived from a client's Idempotency-Key, or random without a system call per id.
+"""Email ids: derived from a client's name and its Idempotency-Key, or random without a system call per id.
 
 `uuid.uuid4()` reads 16 bytes from the kernel every time; at thousands of requests per second that
 syscall shows in profiles. This draws the same kernel randomness 4 KiB at a time.
@@ -11,8 +11,13 @@ import uuid
 from typing import Final
 
 _CHUNK = 4096
-# Namespace for email ids derived from a client's Idempotency-Key (uuid5), fixed forever.
-IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11")
+# Namespace for email ids derived from (client, Idempotency-Key) with uuid5, fixed forever. The namespace of the
+# ids derived from the key alone (6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11, before clients had their own ids) is
+# not reused, so an old id and a new one never coincide (docs/contract.md, "Email ids").
+IDEMPOTENCY_NAMESPACE: Final = uuid.UUID("0b6d2c1e-5a47-4f38-8e19-c3d7a2f45b60")
+# Neither a client's name nor an Idempotency-Key can hold a line feed (both are printable), so
+# "<client>\n<key>" names one pair and no other.
+_SEPARATOR: Final = "\n"
 
 
 class RandomIds:
@@ -42,8 +47,12 @@ class RandomIds:
         return self._take16().hex()
 
 
-def email_id_for(idempotency_key: str | None, ids: RandomIds | None = None) -> str:
-    """A stable id for a client's Idempotency-Key, or a fresh random one (from `ids` when given)."""
+def email_id_for(client: str, idempotency_key: str | None, ids: RandomIds | None = None) -> str:
+    """A stable id for a client's Idempotency-Key, or a fresh random one (from `ids` when given).
+
+    Scoped by the client: clients choose their keys independently (order numbers, counters), so two clients
+    sending the same key must never share an id, or one's email would be taken for the other's retry.
+    """
     if idempotency_key is None:
         return ids.uuid4() if ids is not None else str(uuid.uuid4())
-    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, idempotency_key))
+    return str(uuid.uuid5(IDEMPOTENCY_NAMESPACE, f"{client}{_SEPARATOR}{idempotency_key}"))

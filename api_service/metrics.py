@@ -25,6 +25,9 @@ REJECTION_REASONS = (
     "unsupported_media_type",
     "method_not_allowed",
     "not_found",
+    "malformed_request",  # refused by the HTTP parser (ingest_common.http_protocol)
+    "invalid_encoding",  # the body does not decode by its Content-Encoding
+    "unsupported_encoding",  # a Content-Encoding the API does not take
 )
 
 

@@ -56,6 +56,11 @@ def _problem_for(exc: web.HTTPException, request: web.Request, request_id: str) 
     raise exc
 
 
+def _client_gone(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 def _route(request: web.Request) -> str:
     resource = request.match_info.route.resource
     return resource.canonical if resource is not None else "unmatched"
@@ -104,9 +109,15 @@ async def _observe(request: web.Request, handler: Handler, span: Span | None) ->
             response = await handler(request)
         except web.HTTPException as exc:
             response = _problem_for(exc, request, request_id)
-        except Exception:
-            log.exception("request_failed", path=request.path[:_LOGGED_PATH_MAX], request_id=request_id)
-            response = problem("internal-error", detail="An unexpected error occurred.", request_id=request_id)
+        except Exception as exc:
+            if isinstance(exc, ConnectionResetError) and _client_gone(request):
+                # The client hung up mid-upload: aiohttp 3.14 raises this from request.read() (earlier versions
+                # cancelled the handler, below). Nobody is left to answer and it is no server error: a 499, one line.
+                log.info("client_closed_request", path=request.path[:_LOGGED_PATH_MAX], request_id=request_id)
+                response = web.Response(status=_CLIENT_CLOSED_REQUEST)
+            else:
+                log.exception("request_failed", path=request.path[:_LOGGED_PATH_MAX], request_id=request_id)
+                response = problem("internal-error", detail="An unexpected error occurred.", request_id=request_id)
     except web.HTTPException as exc:  # statuses we do not map go out as aiohttp made them
         status = exc.status
         raise

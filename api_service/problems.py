@@ -9,12 +9,11 @@ import orjson
 from aiohttp import web
 
 from ingest_common.email import FieldError
+from ingest_common.http_protocol import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_PREFIX, SUPPORTED_CONTENT_CODINGS
 
-PROBLEM_CONTENT_TYPE: Final = "application/problem+json"
-_TYPE_PREFIX: Final = "https://email-ingest.dev/problems/"
-
-# slug -> (status, title); the slug is also the `type` URI's last segment. The `Problem` schema is in openapi.json,
-# the statuses clients see in README.md ("The API").
+# slug -> (status, title); the slug is also the `type` URI's last segment. What the HTTP parser refuses before any
+# handler runs has its own slugs (ingest_common.http_protocol.PROTOCOL_PROBLEMS). The `Problem` schema is in
+# openapi.json, the statuses clients see in README.md ("The API").
 PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "malformed-json": (400, "The request body is not valid JSON"),
     "invalid-payload": (400, "The request payload is invalid"),
@@ -24,6 +23,8 @@ PROBLEMS: Final[Mapping[str, tuple[int, str]]] = {
     "method-not-allowed": (405, "Method not allowed"),
     "payload-too-large": (413, "The request body is too large"),
     "unsupported-media-type": (415, "The request body must be application/json"),
+    "unsupported-content-encoding": (415, "The request body's Content-Encoding is not supported"),
+    "malformed-body": (400, "The request body cannot be read as sent"),
     "too-many-requests": (429, "This client is over its rate limit; retry later"),
     "internal-error": (500, "Internal error"),
     "service-unavailable": (503, "The service cannot take this request now; retry later"),
@@ -40,7 +41,7 @@ def problem(
 ) -> web.Response:
     status, title = PROBLEMS[slug]
     document: dict[str, object] = {
-        "type": _TYPE_PREFIX + slug,
+        "type": PROBLEM_TYPE_PREFIX + slug,
         "title": title,
         "status": status,
         "detail": detail,
@@ -51,3 +52,7 @@ def problem(
     response = web.Response(body=orjson.dumps(document), status=status, headers=headers)
     response.content_type = PROBLEM_CONTENT_TYPE
     return response
+
+
+# RFC 9110, 15.5.16: a 415 for a content coding says which codings are accepted.
+ACCEPT_ENCODING_HEADER: Final = {"Accept-Encoding": ", ".join(SUPPORTED_CONTENT_CODINGS)}

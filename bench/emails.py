@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 
-from api_service.ids import email_id_for
 from ingest_common.email import Email
 from ingest_common.envelope import Envelope, pack_body
 
@@ -15,4 +15,4 @@ EMAIL = Email("Happy new year!", "John doe", 1693561101, CONTENT)
 def envelope_body(request_ids: list[str], received_at: datetime | None = None) -> str:
     """An SQS message body as the API would publish it: one email per request id, each with a fresh email_id."""
     moment = received_at or datetime.now(UTC)
-    return pack_body([Envelope(email_id_for(None), moment, request_id, EMAIL).to_item() for request_id in request_ids])
+    return pack_body([Envelope(str(uuid.uuid4()), moment, request_id, EMAIL).to_item() for request_id in request_ids])

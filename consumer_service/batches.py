@@ -11,7 +11,8 @@ email, whichever comes first. Lines are compressed as they arrive, so a batch ho
 message after its email is stored, exactly as in the per-email layout; until then the message stays in flight
 (the heartbeat extends it). A failed write fails every email of the batch: their messages stay in SQS and come
 back. Delivery is therefore at least once: a redelivered email can land in two batches with the same `email_id`
-(within one batch it is written once). Readers deduplicate by `email_id` (docs/design.md).
+(within one batch it is written once). Readers deduplicate by `email_id` and content (docs/design.md): a different
+email under the same `email_id` (an Idempotency-Key conflict) is a line of its own and is never deduplicated away.
 """
 
 from __future__ import annotations
@@ -80,20 +81,26 @@ class OpenBatch:
     duplicates: int = 0
     _compressor: zlib._Compress = field(default_factory=lambda: zlib.compressobj(6, zlib.DEFLATED, _GZIP_WBITS))
     _chunks: list[bytes] = field(default_factory=list)
-    _email_ids: set[str] = field(default_factory=set)
+    _digests: dict[str, set[str]] = field(default_factory=dict)
+    """email_id -> the content digests of the lines written under it (more than one: an Idempotency-Key conflict)."""
     waiters: list[tuple[asyncio.Future[StoreResult], StoreResult]] = field(default_factory=list)
     timer: asyncio.TimerHandle | None = None
     links: list[Link] = field(default_factory=list)
     """The process spans of the emails in the batch (tracing on): the batch write's span links to each."""
 
-    def holds(self, email_id: str) -> bool:
-        return email_id in self._email_ids
+    def holds(self, email_id: str, digest: str) -> bool:
+        """Whether this very email (id and content) is in the batch already."""
+        return digest in self._digests.get(email_id, ())
 
-    def add_line(self, email_id: str, line: bytes) -> None:
+    def holds_other(self, email_id: str, digest: str) -> bool:
+        """Whether another email under the same id is in the batch (a conflict)."""
+        return any(held != digest for held in self._digests.get(email_id, ()))
+
+    def add_line(self, email_id: str, digest: str, line: bytes) -> None:
         chunk = self._compressor.compress(line)
         if chunk:
             self._chunks.append(chunk)
-        self._email_ids.add(email_id)
+        self._digests.setdefault(email_id, set()).add(digest)
         self.raw_bytes += len(line)
         self.emails += 1
 
@@ -125,6 +132,7 @@ class BatchedStore:
         self._max_attempts = max_attempts
         self._metrics = metrics.batches
         self._stored = metrics.stored
+        self._conflicts = metrics.idempotency_conflicts
         self._failures = metrics.failures
         self._monotonic = monotonic
         self._open: dict[str, OpenBatch] = {}
@@ -173,13 +181,27 @@ class BatchedStore:
         if batch is None:
             batch = self._open_batch(partition)
         written: asyncio.Future[StoreResult] = asyncio.get_running_loop().create_future()
-        if batch.holds(envelope.email_id):
+        digest = envelope.content_digest()
+        if batch.holds(envelope.email_id, digest):
             # A redelivery or an Idempotency-Key retry within the batch: one line, both messages deleted after it.
             batch.duplicates += 1
             self._metrics.duplicates_in_batch.inc()
             batch.waiters.append((written, StoreResult.ALREADY_STORED))
+        elif batch.holds_other(envelope.email_id, digest):
+            # Another email under this id (one client, one Idempotency-Key, two emails): a line of its own, never
+            # dropped as a duplicate. Readers deduplicate by id and content, so both lines stay (docs/design.md).
+            batch.add_line(envelope.email_id, digest, line)
+            batch.waiters.append((written, StoreResult.CONFLICT_STORED))
+            self._conflicts.inc()
+            log.warning(
+                "idempotency_conflict",
+                email_id=envelope.email_id,
+                client=envelope.client,
+                request_id=envelope.request_id,
+                batch_id=batch.batch_id,
+            )
         else:
-            batch.add_line(envelope.email_id, line)
+            batch.add_line(envelope.email_id, digest, line)
             batch.waiters.append((written, StoreResult.CREATED))
         if self._tracer is not None:
             email_span = trace.get_current_span().get_span_context()
@@ -305,7 +327,7 @@ class BatchedStore:
             log.error("batch_not_written_messages_kept", key=key, emails=batch.emails, error=error_code(failure))
         for written, result in batch.waiters:
             if failure is None:
-                self._stored[result.value].inc()
+                self._stored["already_stored" if result is StoreResult.ALREADY_STORED else "created"].inc()
             else:
                 self._failures["s3_error"].inc()
             if written.done():  # its caller was cancelled (a drain past its grace period)

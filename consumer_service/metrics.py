@@ -31,6 +31,12 @@ class ConsumerMetrics:
             registry=registry,
         )
         self.stored = {result: stored.labels(result) for result in ("created", "already_stored")}
+        self.idempotency_conflicts = Counter(
+            "email_ingest_consumer_idempotency_conflicts_total",
+            "Emails stored beside another email with the same email_id: one client sent two different emails "
+            "under one Idempotency-Key (both are kept).",
+            registry=registry,
+        )
         failures = Counter(
             "email_ingest_consumer_processing_failures_total",
             "Failed attempts to store an email, by reason.",

@@ -1,7 +1,9 @@
-"""The consumer's one S3 adapter: conditional PutObject into the bucket, each call counted once."""
+"""The consumer's one S3 adapter: conditional PutObject into the bucket and HeadObject of what a 412 found, each
+call counted once."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,8 +19,20 @@ def key_exists(exc: BaseException) -> bool:
 
 
 class ObjectStore(Protocol):
-    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
-        """Stores the object unless the key exists: raises ClientError 412 PreconditionFailed then."""
+    async def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
+        """Stores the object (with its user metadata) unless the key exists: raises ClientError 412
+        PreconditionFailed then."""
+        ...
+
+    async def metadata(self, key: str) -> Mapping[str, str]:
+        """The user metadata of an existing object (HeadObject: the body is not read)."""
         ...
 
 
@@ -28,7 +42,14 @@ class S3Store:
         self._bucket = bucket
         self._aws = aws_metrics
 
-    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
+    async def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         await self._aws.call(
             "s3",
             "PutObject",
@@ -38,6 +59,13 @@ class S3Store:
                 Key=key,
                 Body=body,
                 ContentType=content_type,
+                Metadata=dict(metadata or {}),
                 IfNoneMatch="*",  # never overwrite: a redelivered message finds its email stored (412)
             ),
         )
+
+    async def metadata(self, key: str) -> Mapping[str, str]:
+        answer = await self._aws.call(
+            "s3", "HeadObject", partial(self._client.head_object, Bucket=self._bucket, Key=key)
+        )
+        return dict(answer.get("Metadata", {}))

@@ -13,6 +13,7 @@ from typing import Any
 
 import aiohttp
 
+from api_service.clients import DEFAULT_CLIENT
 from api_service.ids import email_id_for
 from devstack.accounting import Acknowledged, Ledger
 
@@ -73,7 +74,7 @@ async def send_email(
         status, document, _ = await post_email(session, api_url, token, data, idempotency_key=key, ledger=ledger)
         if status == 200:
             email_id = str(document.get("email_id", ""))
-            if email_id != email_id_for(key) or not document.get("message_id"):
+            if email_id != email_id_for(DEFAULT_CLIENT, key) or not document.get("message_id"):
                 ledger.problem(f"200 with an unexpected body for #{index}: {document}")
             ledger.acknowledge(Acknowledged(index, email_id, str(document.get("message_id")), data))
             return status

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 EMAIL_FIELDS = ("email_subject", "email_sender", "email_timestream", "email_content")
@@ -15,6 +15,9 @@ SUBJECT_MAX_CHARS = 998  # RFC 5322's line limit for a header
 SENDER_MAX_CHARS = 320  # a full mailbox: 64-char local part, @, 255-char domain
 CONTENT_MAX_BYTES = 256 * 1024  # UTF-8 bytes; with the rule below, an envelope stays under SQS's 1 MiB limit
 TIMESTREAM_MAX_DIGITS = 12
+# What an error answer lists of unknown keys: the first 20 of each object, each cut at 128 characters.
+UNKNOWN_FIELDS_LISTED = 20
+POINTER_KEY_MAX_CHARS = 128
 # Header-like fields are one line: no C0 controls but TAB, no DEL, no C1 controls (U+0085 NEXT LINE among
 # them) and no Unicode line or paragraph separators (U+2028, U+2029).
 _SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
@@ -22,6 +25,13 @@ _SINGLE_LINE_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 # bytes for one: allowed, they would make a 256 KiB content a 1.5 MiB envelope, over SQS's 1 MiB limit.
 # With them refused, no character of content takes more than twice its UTF-8 size in an envelope.
 _CONTENT_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0e-\x1f]")
+# What "only whitespace" means in every text field: exactly the characters Python's str.isspace() (and so
+# str.strip()) takes, spelled out as a character class so that the OpenAPI document says the same (its `\s`, ECMA
+# 262's, differs: it has U+FEFF and lacks U+001C-U+001F and U+0085). A test checks it against every code point.
+WHITESPACE_CLASS = "\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The characters each text field refuses, as character classes (the regexes above, and the OpenAPI patterns).
+SINGLE_LINE_FORBIDDEN_CLASS = _SINGLE_LINE_FORBIDDEN.pattern[1:-1]
+CONTENT_FORBIDDEN_CLASS = _CONTENT_FORBIDDEN.pattern[1:-1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +126,10 @@ def _check_timestream(data: Mapping[str, object], pointer: str, errors: list[Fie
         return None
     value = data["email_timestream"]
     seconds: int
+    # An integral number (1693561101.0, 1.693561101e9) is an integer in JSON Schema 2020-12, which the OpenAPI
+    # document's `integer` means: taken as one.
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, int | str):
         errors.append(FieldError(pointer, "must be Unix time in seconds, as an integer or a string of digits"))
         return None
@@ -154,15 +168,33 @@ def parse_email(
         data, "email_content", f"{pointer_prefix}/email_content", errors, check_characters=check_characters
     )
     # Unknown fields are refused, never dropped: a client that sends more than we store must hear about it.
-    errors.extend(
-        FieldError(f"{pointer_prefix}/{_escape_pointer(str(key))}", "is not a known field")
-        for key in data
-        if key not in EMAIL_FIELDS
-    )
+    errors.extend(unknown_field_errors(data, EMAIL_FIELDS, pointer_prefix))
     if errors or subject is None or sender is None or timestream is None or content is None:
         return None, errors
     return Email(subject=subject, sender=sender, timestream=timestream, content=content), []
 
 
-def _escape_pointer(token: str) -> str:
-    return token.replace("~", "~0").replace("/", "~1")
+def unknown_field_errors(
+    document: Mapping[str, object], known: Collection[str], pointer_prefix: str
+) -> list[FieldError]:
+    """One error for each of the first `UNKNOWN_FIELDS_LISTED` unknown keys, then one for how many more there are.
+
+    Bounded, so that the answer is too: a 1.5 MB body of 140,000 unknown keys once got a 7.6 MB answer (an error
+    each), held outside the memory budget until the client read it. Each key is cut to `POINTER_KEY_MAX_CHARS`.
+    """
+    unknown = [key for key in document if key not in known]
+    errors = [
+        FieldError(f"{pointer_prefix}/{_pointer_token(str(key))}", "is not a known field")
+        for key in unknown[:UNKNOWN_FIELDS_LISTED]
+    ]
+    if len(unknown) > UNKNOWN_FIELDS_LISTED:
+        more = len(unknown) - UNKNOWN_FIELDS_LISTED
+        errors.append(FieldError(pointer_prefix, f"has {more} more unknown fields, not listed"))
+    return errors
+
+
+def _pointer_token(key: str) -> str:
+    """The key as a JSON Pointer token (RFC 6901), cut after `POINTER_KEY_MAX_CHARS` characters with "…"."""
+    if len(key) > POINTER_KEY_MAX_CHARS:
+        key = key[:POINTER_KEY_MAX_CHARS] + "\u2026"
+    return key.replace("~", "~0").replace("/", "~1")

@@ -11,6 +11,7 @@ Version 1 body (an API before packing; the consumer still reads it during a roll
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from collections.abc import Sequence
@@ -43,6 +44,10 @@ _PACK_TAIL: Final = b"]}"
 PACK_OVERHEAD_BYTES: Final = len(_PACK_HEAD) + len(_PACK_TAIL)
 """The bytes a version-2 body adds around its items; each item after the first adds one more (a comma)."""
 _MAX_ID_CHARS: Final = 128
+# Every API (this one and every earlier one) writes `str(uuid.UUID)`: random (version 4) or from a client's
+# Idempotency-Key (version 5). An id of any other form was not made by an API: poison, not a key to store under
+# (an id such as " " or "..json" would make an odd object name).
+_EMAIL_ID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # W3C Trace Context, version 00: version-trace_id-parent_id-flags, lower-case hex.
 TRACEPARENT_CHARS: Final = 55
 _TRACEPARENT: Final = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
@@ -119,14 +124,34 @@ class Envelope:
         document.update(self.email.as_dict())
         return orjson.dumps(document)
 
+    def content_digest(self) -> str:
+        """SHA-256 (hex) of what a client's retry repeats: its client and the email's four fields.
+
+        Not the ids, the time of receipt or the trace context, which differ between two sends of one email. Two
+        envelopes with one `email_id` and different digests are a conflict: one client sent two different emails
+        under one Idempotency-Key (docs/design.md, "Idempotency-Key conflicts").
+        """
+        canonical = orjson.dumps(
+            [self.client, self.email.subject, self.email.sender, self.email.timestream, self.email.content]
+        )
+        return hashlib.sha256(canonical).hexdigest()
+
     def s3_key(self, prefix: str) -> str:
         """`<prefix>YYYY/MM/DD/<email_id>.json`, dated by the email's own timestamp (UTC).
 
         The email's timestamp, not the time of receipt, so that a client's retry with the same
         Idempotency-Key maps to the same object even when it arrives on another day.
         """
+        return f"{self._day_prefix(prefix)}{self.email_id}.json"
+
+    def conflict_s3_key(self, prefix: str) -> str:
+        """`<prefix>YYYY/MM/DD/<email_id>.conflict-<digest>.json`: where an email whose `email_id` already names a
+        different email is stored, beside the first. Named by its own digest, so its redelivery finds it (412)."""
+        return f"{self._day_prefix(prefix)}{self.email_id}.conflict-{self.content_digest()}.json"
+
+    def _day_prefix(self, prefix: str) -> str:
         day = datetime.fromtimestamp(self.email.timestream, tz=UTC)
-        return f"{prefix}{day:%Y/%m/%d}/{self.email_id}.json"
+        return f"{prefix}{day:%Y/%m/%d}/"
 
 
 def pack_body(items: Sequence[bytes]) -> str:
@@ -249,8 +274,10 @@ def _parse_item(document: object, allowed_keys: frozenset[str], pointer: str) ->
         raise EnvelopeError(
             "invalid_envelope", f"{pointer or '/'}: email_id, request_id or received_at is missing or malformed"
         )
-    if "/" in email_id or email_id in {".", ".."}:
-        raise EnvelopeError("invalid_envelope", f"{pointer or '/'}: email_id is not usable as an object name")
+    if not _EMAIL_ID.fullmatch(email_id):
+        raise EnvelopeError(
+            "invalid_envelope", f"{pointer or '/'}: email_id is not an id the API makes (a lower-case canonical UUID)"
+        )
     email, errors = parse_email(document.get("email"), pointer_prefix=f"{pointer}/email", check_characters=False)
     client = document.get("client")
     if "client" in document and not _is_identifier(client):

@@ -159,6 +159,32 @@ def configure_logging(
         logger_factory=lambda *_names: output,
         cache_logger_on_first_use=True,
     )
-    # botocore and aiohttp log through the standard library; keep them quiet unless asked for debug.
-    logging.basicConfig(level=max(numeric_level, logging.WARNING), stream=sys.stderr, format="%(message)s")
+    # botocore and aiohttp log through the standard library: the same JSON lines, quiet unless asked for debug.
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.addHandler(StdlibLines(output, fields))
+    root.setLevel(max(numeric_level, logging.WARNING))
     return output
+
+
+class StdlibLines(logging.Handler):
+    """Standard-library records (botocore, aiohttp, asyncio) as our JSON lines, with the logger's name.
+
+    An exception is written as its class only, never its text or traceback: the libraries' exceptions quote what
+    they were given (aiohttp's parser errors quote the raw request line or header, which can hold a token).
+    """
+
+    def __init__(self, output: LineBuffer, fields: CommonFields) -> None:
+        super().__init__()
+        self._output = output
+        self._fields = fields
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            event: dict[str, Any] = {"event": record.getMessage(), "logger": record.name}
+            if record.exc_info and record.exc_info[0] is not None:
+                event["error"] = record.exc_info[0].__name__
+            self._output.msg(orjson.dumps(self._fields.add(event, record.levelname.lower())))
+        except Exception:
+            self.handleError(record)

@@ -13,6 +13,7 @@ import structlog
 from aiohttp import web
 
 from ingest_common.config import ConfigError
+from ingest_common.http_protocol import ProblemAppRunner, RefusalObserver
 from ingest_common.logging import configure_logging
 from ingest_common.tracing import TracingSettings
 
@@ -61,12 +62,16 @@ async def serve_until_signalled(
     port: int,
     shutdown_timeout: float,
     on_stop: Callable[[], Awaitable[None]],
+    on_refused: RefusalObserver | None = None,
 ) -> None:
     """Serves `app` until SIGTERM or SIGINT, awaits `on_stop` (the service's drain), then cleans up.
 
-    The listening socket stays open while `on_stop` runs, so readiness probes see the drain.
+    The listening socket stays open while `on_stop` runs, so readiness probes see the drain. Requests the HTTP
+    parser refuses are answered as problem+json and told to `on_refused` (ingest_common.http_protocol).
     """
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False)
+    runner = ProblemAppRunner(
+        app, observer=on_refused, access_log=None, shutdown_timeout=shutdown_timeout, handle_signals=False
+    )
     await runner.setup()
     site = web.TCPSite(runner, host, port, backlog=1024)
     await site.start()

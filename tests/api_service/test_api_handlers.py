@@ -5,6 +5,8 @@ The data path against real servers is in test_api_integration.py.
 
 from __future__ import annotations
 
+import gzip
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -205,3 +207,87 @@ async def test_the_pods_default_limit_applies_to_every_client_without_one(
         assert (await post_email(api, seed_payload(token)))[0] == 200
         assert (await post_email(api, seed_payload(token)))[0] == 429
     assert (await post_email(api, seed_payload("wrong")))[0] == 401, "no bucket before authentication"
+
+
+# -- content codings ---------------------------------------------------------------------------------
+
+
+def _encoded(payload: dict[str, Any], coding: str) -> bytes:
+    raw = orjson.dumps(payload)
+    return gzip.compress(raw) if coding == "gzip" else zlib.compress(raw)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "deflate", "GZIP"])
+async def test_a_compressed_body_is_taken(api: Api, api_token: str, coding: str) -> None:
+    response = await api.post(
+        "/api/email",
+        data=_encoded(seed_payload(api_token), coding.lower()),
+        headers={"Content-Type": "application/json", "Content-Encoding": coding},
+    )
+    assert response.status == 200, await response.text()
+
+
+async def test_a_plain_body_labelled_gzip_is_a_400_not_a_500(api: Api, api_token: str) -> None:
+    response = await api.post(
+        "/api/email",
+        data=orjson.dumps(seed_payload(api_token)),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert_problem(
+        response.status, dict(response.headers), await response.json(content_type=None), 400, "malformed-body"
+    )
+    metrics = await (await api.get("/metrics")).text()
+    assert metric_value(metrics, "email_ingest_api_rejections_total", {"reason": "invalid_encoding"}) == 1
+    assert metric_value(metrics, "email_ingest_api_requests_total", {"code": "500"}) == 0
+
+
+@pytest.mark.parametrize("coding", ["br", "xyz", "gzip, gzip", "x-gzip", "compress"])
+async def test_a_coding_the_api_does_not_take_is_a_415_naming_those_it_does(
+    api: Api, api_token: str, coding: str
+) -> None:
+    response = await api.post(
+        "/api/email",
+        data=orjson.dumps(seed_payload(api_token)),
+        headers={"Content-Type": "application/json", "Content-Encoding": coding},
+    )
+    headers = dict(response.headers)
+    assert_problem(
+        response.status, headers, await response.json(content_type=None), 415, "unsupported-content-encoding"
+    )
+    assert headers["Accept-Encoding"] == "gzip, deflate"
+
+
+async def test_a_compressed_body_is_reserved_and_limited_by_its_decoded_size(
+    aiohttp_client: ClientFactory, api_token: str
+) -> None:
+    """1.6 KB of gzip unpacks to 1.6 MB: the Content-Length says nothing of what the API will hold."""
+    api = await aiohttp_client(app_with_fakes(api_token, memory_budget_bytes=1024 * 1024))
+    fits_the_limit_not_the_budget = seed_payload(api_token, email_content="a" * 100_000)
+    response = await api.post(
+        "/api/email",
+        data=_encoded(fits_the_limit_not_the_budget, "gzip"),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert len(_encoded(fits_the_limit_not_the_budget, "gzip")) < 2_000
+    assert response.status == 200, "100 KB decoded: what it holds is within a 1 MiB budget"
+    over_the_budget = seed_payload(api_token, email_content="a" * 600_000)
+    response = await api.post(
+        "/api/email",
+        data=_encoded(over_the_budget, "gzip"),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status == 503 and response.headers["Retry-After"] == "1"
+    over_the_limit = {"data": {"email_content": "a" * 2_000_000}}
+    response = await api.post(
+        "/api/email",
+        data=_encoded(over_the_limit, "gzip"),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status in {413, 503}
+    api2 = await aiohttp_client(app_with_fakes(api_token))
+    response = await api2.post(
+        "/api/email",
+        data=_encoded(over_the_limit, "gzip"),
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert response.status == 413, "the body limit counts decoded bytes"

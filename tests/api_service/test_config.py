@@ -54,6 +54,7 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("TOKEN_PARAMETER_PATH", "/email-ingest/prod clients"),
         ("MAX_CLIENTS", "0"),
         ("RATE_LIMIT_RPS", "-1"),
+        ("RATE_LIMIT_RPS", "1e-320"),
         ("RATE_LIMIT_BURST", "0"),
     ],
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from api_service.clients import Client, ParameterValue, RateLimit, UnusableValue, parse_value
+from api_service.clients import NO_RATE_LIMIT, Client, ParameterValue, RateLimit, UnusableValue, parse_value
 from api_service.rate_limit import RateLimiter, TokenBucket, retry_after_header
 
 
@@ -88,6 +88,7 @@ def test_retry_after_is_whole_seconds_rounded_up(seconds: float, header: str) ->
         ('{"token": "t", "rate_limit_rps": 0.5}', ParameterValue("t", RateLimit(0.5, 1))),
         ('{"token": "t", "rate_limit_rps": 5, "rate_limit_burst": 50}', ParameterValue("t", RateLimit(5.0, 50))),
         ('{"token": "t", "rate_limit_rps": 0}', ParameterValue("t", RateLimit(0.0, 1))),
+        ('{"token": "t", "rate_limit_rps": 0.001}', ParameterValue("t", RateLimit(0.001, 1))),  # the slowest
     ],
 )
 def test_a_value_is_a_token_or_json_with_a_limit(value: str, parsed: ParameterValue) -> None:
@@ -103,6 +104,8 @@ def test_a_value_is_a_token_or_json_with_a_limit(value: str, parsed: ParameterVa
         '{"token": 7}',
         '{"token": "t", "rate": 1}',
         '{"token": "t", "rate_limit_rps": -1}',
+        '{"token": "t", "rate_limit_rps": 1e-320}',  # once accepted: its wait overflowed Retry-After into a 500
+        '{"token": "t", "rate_limit_rps": 0.0009}',
         '{"token": "t", "rate_limit_rps": true}',
         '{"token": "t", "rate_limit_rps": "5"}',
         '{"token": "t", "rate_limit_rps": 5, "rate_limit_burst": 0}',
@@ -118,3 +121,11 @@ def test_an_unusable_value_is_refused_without_quoting_it(value: str) -> None:
 
 def test_a_values_repr_hides_the_token() -> None:
     assert "s3cret" not in repr(parse_value('{"token": "s3cret", "rate_limit_rps": 1}'))
+
+
+def test_the_slowest_limit_answers_a_finite_retry_after() -> None:
+    """At the smallest accepted rate an empty bucket asks for 1,000 s, never an overflow."""
+    limiter = RateLimiter(NO_RATE_LIMIT, clock=Clock())
+    client = Client("slow", parse_value('{"token": "t", "rate_limit_rps": 0.001}').rate_limit)
+    assert limiter.retry_after(client) == 0
+    assert retry_after_header(limiter.retry_after(client)) == "1000"

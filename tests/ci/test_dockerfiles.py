@@ -1,7 +1,6 @@
 """The two images: hadolint, the Dockerfiles' structure, the .dockerignore and what the copied packages import.
 
-No Docker engine runs here (CI builds the images, .github/workflows/ci.yml); these tests check everything that can
-be checked without one.
+These read the Dockerfiles; tests/images builds both images from them (buildah, no Docker engine) and runs them.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ import json
 import re
 import tracemalloc
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,7 +43,14 @@ class FakeObjects:
         self.attempts = 0
         self.gate: asyncio.Event | None = None
 
-    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
+    async def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         assert content_type == "application/gzip"
         self.attempts += 1
         if self.gate is not None:
@@ -51,6 +59,9 @@ class FakeObjects:
             self.failures -= 1
             raise ConnectionError("S3 is down")
         self.objects[key] = body
+
+    async def metadata(self, key: str) -> Mapping[str, str]:
+        raise AssertionError("the batched layout never reads an object back")
 
     def lines(self, key: str) -> list[dict[str, object]]:
         return [json.loads(line) for line in gzip.decompress(self.objects[key]).splitlines()]
@@ -175,6 +186,27 @@ async def test_a_duplicate_email_id_in_an_open_batch_is_written_once() -> None:
     assert [line["email_id"] for line in objects.lines(key)] == [email_id]
     assert sample(registry, "email_ingest_consumer_batch_duplicates_total") == 1
     assert sample(registry, "email_ingest_consumer_emails_stored_total", result="already_stored") == 1
+
+
+async def test_another_email_under_an_email_id_in_the_batch_is_a_line_of_its_own_and_counted() -> None:
+    """One client, one Idempotency-Key, two emails: the second is not a duplicate, so it is never dropped."""
+    objects = FakeObjects()
+    store, registry = make_store(objects, max_seconds=0.05)
+    email_id = str(uuid.uuid4())
+    results = await asyncio.gather(
+        store.store(envelope(email_id=email_id, content="first")),
+        store.store(envelope(email_id=email_id, content="second")),
+        store.store(envelope(email_id=email_id, content="second")),  # the conflict's own redelivery
+    )
+    assert list(results) == [StoreResult.CREATED, StoreResult.CONFLICT_STORED, StoreResult.ALREADY_STORED]
+    (key,) = objects.objects
+    assert [(line["email_id"], line["email_content"]) for line in objects.lines(key)] == [
+        (email_id, "first"),
+        (email_id, "second"),
+    ]
+    assert sample(registry, "email_ingest_consumer_idempotency_conflicts_total") == 1
+    assert sample(registry, "email_ingest_consumer_batch_duplicates_total") == 1
+    assert sample(registry, "email_ingest_consumer_emails_stored_total", result="created") == 2
 
 
 async def test_a_write_that_fails_every_attempt_fails_every_email_of_the_batch() -> None:

@@ -82,7 +82,7 @@ def test_every_problem_is_listed_at_once() -> None:
         ("email_timestream", " 1693561101"),
         ("email_timestream", "-1693561101"),
         ("email_timestream", "1693561101.5"),
-        ("email_timestream", 1693561101.0),
+        ("email_timestream", 1693561101.5),  # a number that is not integral
         ("email_timestream", True),
         ("email_timestream", "١٦٩٣٥٦١١٠١"),  # Arabic-Indic digits: str.isdigit() says yes, we say no
         ("email_timestream", TIMESTREAM_MIN - 1),
@@ -93,6 +93,14 @@ def test_every_problem_is_listed_at_once() -> None:
 )
 def test_bad_field_is_named(field: str, value: object) -> None:
     assert pointers({**SEED_EXAMPLE, field: value}) == {f"/data/{field}"}
+
+
+def test_an_integral_number_is_an_integer_as_in_json_schema() -> None:
+    """1693561101.0 and 1.693561101e9 are integers in JSON Schema 2020-12, the OpenAPI document's dialect."""
+    for value in (1693561101.0, 1.693561101e9):
+        email, errors = parse_email({**SEED_EXAMPLE, "email_timestream": value})
+        assert errors == [] and email is not None
+        assert email.timestream == 1693561101 and isinstance(email.timestream, int)
 
 
 def test_limits_are_inclusive() -> None:

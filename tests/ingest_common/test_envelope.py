@@ -92,7 +92,7 @@ def test_version_one_bodies_still_parse() -> None:
 
 def _other(number: int) -> Envelope:
     return Envelope(
-        email_id=f"id-{number}",
+        email_id=str(uuid.UUID(int=number)),
         received_at=RECEIVED,
         request_id=f"req-{number}",
         email=Email(subject=f"s{number}", sender="x", timestream=1693561101, content="c" * (number + 1)),
@@ -106,7 +106,9 @@ def test_a_packed_body_holds_its_emails_in_order_and_its_size_is_the_documented_
     assert len(body.encode()) == PACK_OVERHEAD_BYTES + sum(map(len, items)) + len(items) - 1
     parsed = parse_message(body)
     assert parsed.invalid == []
-    assert [envelope.email_id for envelope in parsed.envelopes] == [f"id-{number}" for number in range(1, 6)]
+    assert [envelope.email_id for envelope in parsed.envelopes] == [
+        str(uuid.UUID(int=number)) for number in range(1, 6)
+    ]
     assert [envelope.email for envelope in parsed.envelopes] == [envelope.email for envelope in envelopes]
 
 
@@ -116,7 +118,7 @@ def test_one_invalid_email_in_a_packed_body_leaves_the_others_readable() -> None
     items.insert(2, {"email_id": "x", "future_field": 1})
     items.append("not an object")
     parsed = parse_message(orjson.dumps({"v": 2, "emails": items}))
-    assert [envelope.email_id for envelope in parsed.envelopes] == ["id-0", "id-2"]
+    assert [envelope.email_id for envelope in parsed.envelopes] == [str(uuid.UUID(int=0)), str(uuid.UUID(int=2))]
     assert [error.reason for error in parsed.invalid] == ["invalid_envelope"] * 3
     assert "/emails/1/email" in parsed.invalid[0].detail
     assert "/emails/2" in parsed.invalid[1].detail and "future_field" in parsed.invalid[1].detail
@@ -260,6 +262,11 @@ def _document(**overrides: Any) -> bytes:
         {"email_id": ""},
         {"email_id": "a/b"},
         {"email_id": ".."},
+        {"email_id": " "},
+        {"email_id": "..json"},
+        {"email_id": "not-a-uuid"},
+        {"email_id": "6F1C8A52-3F7E-4D2B-9A43-0E5B7C9D2A11"},  # upper case: str(uuid.UUID) never writes it
+        {"email_id": "{6f1c8a52-3f7e-4d2b-9a43-0e5b7c9d2a11}"},
         {"email_id": 7},
         {"request_id": None},
         {"received_at": "yesterday"},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,31 @@ def test_configured_lines_are_json_with_service_level_and_timestamp() -> None:
     assert record["service"] == "api"
     assert record["level"] == "info"
     assert record["ts"].endswith("Z")
+
+
+def test_standard_library_records_are_json_lines_with_the_exception_class_only() -> None:
+    """aiohttp's and botocore's records: the same JSON lines; an exception's text (which can quote a request's
+    header, a token included) is never written, only its class."""
+    stream = io.BytesIO()
+    configure_logging("info", "api", stream=stream)
+    root = logging.getLogger()
+    try:
+        try:
+            raise ValueError("Invalid HTTP header: 'Authorization: Bearer SECRET-TOKEN\\r'")
+        except ValueError:
+            logging.getLogger("aiohttp.server").exception("Error handling request from %s", "127.0.0.1")
+        logging.getLogger("botocore").info("below the floor: not written")
+    finally:
+        structlog.reset_defaults()
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+    [line] = stream.getvalue().splitlines()
+    assert b"SECRET-TOKEN" not in line
+    record = orjson.loads(line)
+    assert record["event"] == "Error handling request from 127.0.0.1"
+    assert record["logger"] == "aiohttp.server"
+    assert record["error"] == "ValueError"
+    assert record["level"] == "error" and record["service"] == "api"
 
 
 @pytest.mark.integration

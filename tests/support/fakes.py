@@ -74,9 +74,18 @@ class FakeStore:
     def __init__(self, *, put_seconds: float = 0.0) -> None:
         self._put_seconds = put_seconds
         self.objects: dict[str, bytes] = {}
+        self.object_metadata: dict[str, dict[str, str]] = {}
         self.failing_keys: set[str] = set()  # puts of these keys fail with a 500 until taken out
+        self.failing_heads = 0  # the next this many HeadObject calls fail with a 500
 
-    async def put_new(self, key: str, body: bytes, *, content_type: str = "application/json") -> None:
+    async def put_new(
+        self,
+        key: str,
+        body: bytes,
+        *,
+        content_type: str = "application/json",
+        metadata: Mapping[str, str] | None = None,
+    ) -> None:
         await asyncio.sleep(self._put_seconds)
         if key in self.failing_keys:
             error: Any = {"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
@@ -85,6 +94,14 @@ class FakeStore:
             response: Any = {"Error": {"Code": "PreconditionFailed"}, "ResponseMetadata": {"HTTPStatusCode": 412}}
             raise ClientError(response, "PutObject")
         self.objects[key] = body
+        self.object_metadata[key] = dict(metadata or {})
+
+    async def metadata(self, key: str) -> Mapping[str, str]:
+        if self.failing_heads:
+            self.failing_heads -= 1
+            error: Any = {"Error": {"Code": "InternalError"}, "ResponseMetadata": {"HTTPStatusCode": 500}}
+            raise ClientError(error, "HeadObject")
+        return self.object_metadata.get(key, {})
 
 
 class FakeSendQueue:

@@ -290,11 +290,17 @@ def test_client_tokens_never_reach_plan_or_state() -> None:
 
 def test_consumer_may_only_consume_and_put_under_the_prefix(iam: Config) -> None:
     actions = hcl.granted_actions(iam, "consumer")
-    assert {a for a in actions if a.startswith("s3:")} == {"s3:PutObject"}, "PutObject with If-None-Match only"
+    assert {a for a in actions if a.startswith("s3:")} == {"s3:PutObject", "s3:GetObject"}, (
+        "PutObject with If-None-Match, and HeadObject of what a 412 found: nothing else"
+    )
     assert hcl.statement_by_sid(iam, "consumer", "Store")["resources"] == [
         "${local.key_prefix_pattern}",
         "${local.batch_key_prefix_pattern}",
     ]
+    compare = hcl.statement_by_sid(iam, "consumer", "CompareStored")
+    assert (compare["actions"], compare["resources"]) == (["s3:GetObject"], ["${local.key_prefix_pattern}"]), (
+        "HeadObject of per-email objects only: batches are never read back"
+    )
     assert iam.locals["key_prefix_pattern"] == "${var.bucket_arn}/${var.bucket_key_prefix}*"
     assert iam.locals["batch_key_prefix_pattern"] == "${var.bucket_arn}/${var.batch_key_prefix}*"
     assert iam.variables["bucket_key_prefix"]["default"] == "emails/"

@@ -110,14 +110,17 @@ resource "aws_athena_workgroup" "this" {
 
 resource "aws_athena_named_query" "deduplicated" {
   name        = "${var.name}-emails-deduplicated"
-  description = "Every email once (the batched layout delivers at least once): the first line of each email_id. Narrow dt and hour in the outer query to limit the scan."
+  description = "Every email once (the batched layout delivers at least once): the first line of each email_id and content (two different emails under one email_id, an Idempotency-Key conflict, are both kept). Narrow dt and hour in the outer query to limit the scan."
   database    = aws_glue_catalog_database.this.name
   workgroup   = aws_athena_workgroup.this.id
   query       = <<-SQL
     CREATE OR REPLACE VIEW emails_deduplicated AS
-    SELECT email_id, received_at, email_subject, email_sender, email_timestream, email_content, dt, hour
+    SELECT email_id, received_at, client, email_subject, email_sender, email_timestream, email_content, dt, hour
     FROM (
-      SELECT *, row_number() OVER (PARTITION BY email_id ORDER BY received_at, "$path") AS copy
+      SELECT *, row_number() OVER (
+        PARTITION BY email_id, client, email_subject, email_sender, email_timestream, email_content
+        ORDER BY received_at, "$path"
+      ) AS copy
       FROM "${aws_glue_catalog_database.this.name}"."${aws_glue_catalog_table.emails.name}"
     )
     WHERE copy = 1

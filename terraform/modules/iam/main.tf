@@ -181,11 +181,20 @@ data "aws_iam_policy_document" "consumer" {
   }
 
   statement {
-    # PutObject with If-None-Match: * needs nothing more: a 412 means the email is already stored. Both
-    # layouts' prefixes (STORAGE_LAYOUT), so that switching layouts needs no IAM change.
+    # PutObject with If-None-Match: *: a 412 means the key is taken. Both layouts' prefixes (STORAGE_LAYOUT), so
+    # that switching layouts needs no IAM change.
     sid       = "Store"
     actions   = ["s3:PutObject"]
     resources = [local.key_prefix_pattern, local.batch_key_prefix_pattern]
+  }
+
+  statement {
+    # After a 412, HeadObject (which s3:GetObject allows) reads the digest stored beside the per-email object: the
+    # same email (a redelivery) or another under the same Idempotency-Key (stored beside it). Per-email objects
+    # only; HeadObject returns metadata and decrypts nothing, so no kms:Decrypt.
+    sid       = "CompareStored"
+    actions   = ["s3:GetObject"]
+    resources = [local.key_prefix_pattern]
   }
 
   dynamic "statement" {
