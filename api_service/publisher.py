@@ -10,10 +10,12 @@ While a call is in flight, a partial call is held (Kafka's linger.ms with bounde
 whole messages go at once, and the partial rest waits until a call returns or its oldest email has waited
 `linger + max_hold` seconds, whichever is first. When SQS answers slower than the linger, the emails that
 arrive meanwhile ride one call instead of being split over many thin ones, each billed at least once.
-`max_hold=0` is the old rule (every partial call goes at the linger). A request's future resolves with its MessageId only when SQS reported the message holding
-its email as `Successful`; a message SQS refuses fails every email in it, and each is retried (repacked)
-with backoff and jitter until its deadline, then its request is told the publish failed. Nothing is ever
-acknowledged that SQS did not accept.
+`max_hold=0` is the old rule (every partial call goes at the linger); a drain never holds anything.
+
+A request's future resolves with its MessageId only when SQS reported the message holding its email as
+`Successful`; a message SQS refuses fails every email in it, and each is retried (repacked) with backoff and
+jitter until its deadline, then its request is told the publish failed. Nothing is ever acknowledged that SQS
+did not accept.
 
 Why pack: SQS bills each request, and each 64 KiB of its payload, once; ReceiveMessage returns at most 10
 messages and DeleteMessageBatch takes at most 10. Emails per message multiply what each of those calls
@@ -183,7 +185,9 @@ class BatchPublisher:
 
     def _holding(self) -> bool:
         """Whether a partial call waits for the calls in flight: none has returned since the last one went."""
-        return self._max_hold > 0 and self._in_flight > 0 and self._returns == self._returns_at_send
+        return (
+            self._max_hold > 0 and not self._draining and self._in_flight > 0 and self._returns == self._returns_at_send
+        )
 
     def _next_send(self, now: float) -> tuple[float, bool, str]:
         """When the queue's next call may go, whether it takes whole messages only, and why it goes.
