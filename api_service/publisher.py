@@ -8,7 +8,8 @@ linger as ever.
 
 While a call is in flight, a partial call is held (Kafka's linger.ms with bounded in-flight requests): only
 whole messages go at once, and the partial rest waits until a call returns or its oldest email has waited
-`linger + max_hold` seconds, whichever is first. When SQS answers slower than the linger, the emails that
+`linger + max_hold` seconds, whichever is first (released by a return, it lingers once more from then, so the
+requests of the clients that call answers join it). When SQS answers slower than the linger, the emails that
 arrive meanwhile ride one call instead of being split over many thin ones, each billed at least once.
 `max_hold=0` is the old rule (every partial call goes at the linger); a drain never holds anything.
 
@@ -105,6 +106,9 @@ class BatchPublisher:
         # calls are in flight goes as soon as one of them returns.
         self._returns = 0
         self._returns_at_send = 0
+        # When the first call since the last send returned: what it held lingers from then, so that the emails
+        # of the clients it answers (a closed loop's next requests) join the held ones rather than go apart.
+        self._released_at = float("-inf")
         self._max_pending = max_pending
         self._deadline = deadline_seconds
         self._max_batch_bytes = max_batch_bytes
@@ -193,7 +197,7 @@ class BatchPublisher:
         """When the queue's next call may go, whether it takes whole messages only, and why it goes.
 
         A full call goes at once. With no call in flight, or once one returned, a partial call goes when its
-        oldest email has waited the linger (as ever). While calls are in flight and none has returned, only
+        oldest email has waited the linger (as ever), or, held, a linger after the return that released it. While calls are in flight and none has returned, only
         whole messages go at once; the rest is held until a call returns (the dispatcher is woken) or the
         head's `send_by`, linger + max_hold after it was queued.
         """
@@ -201,8 +205,10 @@ class BatchPublisher:
         if self._draining or self._batch_ready():
             return now, False, ""
         if not self._holding():
-            # A billing-deferred head lingers once more, never past its send_by.
-            return min(head.enqueued_at + self._linger, head.send_by), False, "linger"
+            # A billing-deferred head lingers once more, never past its send_by; a held one lingers from the
+            # return that released it.
+            start = max(head.enqueued_at, self._released_at) if self._max_hold > 0 else head.enqueued_at
+            return min(start + self._linger, head.send_by), False, "linger"
         if self._queued_bytes >= self._eager_bytes:
             return now, True, "message"
         return head.send_by, False, "bound"
@@ -358,6 +364,8 @@ class BatchPublisher:
             self._forget_answered()
             self._slots.release()
             self._in_flight -= 1
+            if self._returns == self._returns_at_send:
+                self._released_at = asyncio.get_running_loop().time()
             self._returns += 1
             if self._queue:  # a partial call held for this one may go now
                 self._wakeup.set()

@@ -710,6 +710,7 @@ class CostRun:
     packed: float  # emails per message
     cost: float  # $ per million emails
     load: LoadResult
+    consumer_calls: dict[str, float]  # billed consumer SQS requests by operation
 
     @property
     def sqs_per_email(self) -> float:
@@ -738,7 +739,9 @@ def costs(bench: Bench) -> bool:
             runs[rule] = run
             report.notes.append(
                 f"costs, {load_name} ({backend}), {rule} rule: {int(run.accepted)} accepted, {int(run.stored)} "
-                f"stored; {int(run.sends)} billed sends, {int(run.consumer_sqs)} billed consumer SQS requests"
+                f"stored; {int(run.sends)} billed sends, {int(run.consumer_sqs)} billed consumer SQS requests ("
+                + ", ".join(f"{operation} {int(calls)}" for operation, calls in run.consumer_calls.items())
+                + ")"
             )
         _report_load(report, f"8 {load_name}", runs["new"], runs["old"])
     per_email = _cost_run(bench, bench.stack, "per-email", bench.args.connections, {})
@@ -854,7 +857,14 @@ def _cost_run(bench: Bench, stack: DevStack, layout: str, connections: int, api_
         + kms_per_email * PRICE_KMS_REQUEST
     ) * 1e6
     _stop_services(stack)  # the next run starts its own on the same ports
-    return CostRun(accepted, stored, sends, consumer_sqs, per_call, packed, cost, load)
+    by_operation = {
+        operation: metric_value(
+            text, "email_ingest_aws_billed_requests_total", {"service": "sqs", "operation": operation}
+        )
+        for service, operation in sorted(_aws_operations(text))
+        if service == "sqs"
+    }
+    return CostRun(accepted, stored, sends, consumer_sqs, per_call, packed, cost, load, by_operation)
 
 
 def idle_floor(bench: Bench) -> None:

@@ -130,11 +130,12 @@ async def test_a_partial_call_is_held_while_a_call_is_in_flight_and_goes_when_it
     await sqs.no_call_beyond(1, within=0.3)  # 30 lingers: b and c wait for the call in flight
     assert not any(task.done() for task in later), "nothing is answered before SQS accepted it"
     sqs.release(0)
+    later.append(asyncio.create_task(publisher.publish(item("d"))))  # a's client, answered, sends its next
     await sqs.wait_calls(2)
-    assert sqs.messages(1) == [["b", "c"]], "the held emails go together, in one message, once the call returned"
+    assert sqs.messages(1) == [["b", "c", "d"]], "held emails go together a linger after the return, d joining"
     assert first.done() and first.result() == message_id_of(["a"])
     sqs.release(1)
-    assert await asyncio.gather(*later) == [message_id_of(["b", "c"])] * 2
+    assert await asyncio.gather(*later) == [message_id_of(["b", "c", "d"])] * 3
     assert flushes(registry, "bound") == 0
 
 
