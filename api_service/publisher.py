@@ -197,9 +197,9 @@ class BatchPublisher:
         """When the queue's next call may go, whether it takes whole messages only, and why it goes.
 
         A full call goes at once. With no call in flight, or once one returned, a partial call goes when its
-        oldest email has waited the linger (as ever), or, held, a linger after the return that released it. While calls are in flight and none has returned, only
-        whole messages go at once; the rest is held until a call returns (the dispatcher is woken) or the
-        head's `send_by`, linger + max_hold after it was queued.
+        oldest email has waited the linger (as ever), or, held, a linger after the return that released it. While
+        calls are in flight and none has returned, only whole messages go at once; the rest is held until a call
+        returns (the dispatcher is woken) or the head's `send_by`, linger + max_hold after it was queued.
         """
         head = self._queue[0]
         if self._draining or self._batch_ready():
