@@ -532,16 +532,23 @@ def _start(node: Node) -> None:
     node.import_image(pause_archive(Path(tools["kube-pause"]), workdir / "pause.oci.tar", PAUSE_IMAGE))
 
     kubeconfig = str(plane.kubeconfig)
-    process(
-        "kube-controller-manager",
-        [
-            tools["kube-controller-manager"],
+
+    def component_flags() -> list[str]:
+        """What the controller-manager and the scheduler both take: the plane, a loopback port, no election."""
+        return [
             f"--kubeconfig={kubeconfig}",
             f"--authentication-kubeconfig={kubeconfig}",
             f"--authorization-kubeconfig={kubeconfig}",
             f"--bind-address={LOOPBACK}",
             f"--secure-port={free_port()}",
             "--leader-elect=false",
+        ]
+
+    process(
+        "kube-controller-manager",
+        [
+            tools["kube-controller-manager"],
+            *component_flags(),
             f"--service-account-private-key-file={plane.certs.sa_private}",
             f"--root-ca-file={plane.certs.ca}",
             "--use-service-account-credentials=false",
@@ -553,12 +560,7 @@ def _start(node: Node) -> None:
         "kube-scheduler",
         [
             tools["kube-scheduler"],
-            f"--kubeconfig={kubeconfig}",
-            f"--authentication-kubeconfig={kubeconfig}",
-            f"--authorization-kubeconfig={kubeconfig}",
-            f"--bind-address={LOOPBACK}",
-            f"--secure-port={free_port()}",
-            "--leader-elect=false",
+            *component_flags(),
             f"--cert-dir={workdir / 'scheduler-certs'}",
         ],
     )
