@@ -10,7 +10,7 @@ export PATH := $(TOOLS_DIR)/bin:$(BIN):$(PATH)
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help venv tools lint fmt test test-fast run objects observe bench soak lock
+.PHONY: help venv tools lint fmt test test-cluster test-fast run objects observe bench soak lock
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -30,8 +30,11 @@ fmt: venv ## format the code
 	ruff check --fix .
 	ruff format .
 
-test: venv tools lint ## the whole test suite: lint, unit, integration, end-to-end, chart, Terraform, workflows
-	EMAIL_INGEST_REQUIRE_TOOLS=1 pytest $(PYTEST_ARGS)
+test: venv tools lint ## the whole test suite: lint, unit, integration, end-to-end, chart, the cluster, Terraform, workflows
+	EMAIL_INGEST_REQUIRE_TOOLS=1 pytest -m "not slow" $(PYTEST_ARGS)
+
+test-cluster: venv tools ## only the chart on a single-node Kubernetes cluster (tests/cluster; root, about 3 minutes)
+	EMAIL_INGEST_REQUIRE_TOOLS=1 pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 test-fast: venv ## every test not marked integration: no server, no process (a started process fails the test)
 	pytest -m "not integration and not slow" --no-processes $(PYTEST_ARGS)

@@ -120,6 +120,7 @@ async def publisher(app: web.Application) -> AsyncIterator[None]:
         max_pending=settings.publish_max_pending,
         deadline_seconds=settings.publish_deadline_seconds,
         max_message_bytes=settings.publish_max_message_bytes,
+        max_hold_seconds=settings.publish_max_hold_seconds,
         metrics=PublisherMetrics(app[REGISTRY]),
     )
     batch_publisher.start()

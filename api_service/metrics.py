@@ -163,7 +163,9 @@ class PublisherMetrics:
             ["reason"],
             registry=registry,
         )
-        self.flushes = {reason: flushes.labels(reason) for reason in ("full", "size", "linger", "drain")}
+        self.flushes = {
+            reason: flushes.labels(reason) for reason in ("full", "size", "linger", "message", "bound", "drain")
+        }
         failed = Counter(
             "email_ingest_publisher_entries_failed_total",
             "Entries SQS did not take in one attempt; 'deadline' and 'permanent' reach the client.",

@@ -4,10 +4,19 @@ Concurrent requests hand their emails (envelope items, `Envelope.to_item`) to `p
 dispatcher packs the waiting emails into version-2 messages of up to `max_message_bytes` each, and those
 into `SendMessageBatch` calls (up to 10 messages and the batch byte limit), flushing when a call is full
 or when its oldest email has waited `linger` seconds. A lone email is one message, sent after the same
-linger as ever. A request's future resolves with its MessageId only when SQS reported the message holding
-its email as `Successful`; a message SQS refuses fails every email in it, and each is retried (repacked)
-with backoff and jitter until its deadline, then its request is told the publish failed. Nothing is ever
-acknowledged that SQS did not accept.
+linger as ever.
+
+While a call is in flight, a partial call is held (Kafka's linger.ms with bounded in-flight requests): only
+whole messages go at once, and the partial rest waits until a call returns or its oldest email has waited
+`linger + max_hold` seconds, whichever is first (released by a return, it lingers once more from then, so the
+requests of the clients that call answers join it). When SQS answers slower than the linger, the emails that
+arrive meanwhile ride one call instead of being split over many thin ones, each billed at least once.
+`max_hold=0` is the old rule (every partial call goes at the linger); a drain never holds anything.
+
+A request's future resolves with its MessageId only when SQS reported the message holding its email as
+`Successful`; a message SQS refuses fails every email in it, and each is retried (repacked) with backoff and
+jitter until its deadline, then its request is told the publish failed. Nothing is ever acknowledged that SQS
+did not accept.
 
 Why pack: SQS bills each request, and each 64 KiB of its payload, once; ReceiveMessage returns at most 10
 messages and DeleteMessageBatch takes at most 10. Emails per message multiply what each of those calls
@@ -58,6 +67,9 @@ class _Entry:
     future: asyncio.Future[str]
     enqueued_at: float
     deadline: float
+    send_by: float
+    """When its call goes at the latest, held or not: queued (or requeued after a backoff) + linger + max_hold.
+    Entries in queue order have non-decreasing send_by, so the head's bounds every queued email's wait."""
     deferred: bool = False
     """Held back once already to align a call with SQS's billing chunks (see _defer_spill)."""
     attempts: int = 0
@@ -76,6 +88,7 @@ class BatchPublisher:
         metrics: PublisherMetrics | None = None,
         max_batch_bytes: int = MAX_BATCH_BYTES,
         max_message_bytes: int = 262_144,
+        max_hold_seconds: float = 0.0,
     ) -> None:
         if max_message_bytes > max_batch_bytes:
             raise ValueError(f"max_message_bytes {max_message_bytes} is above max_batch_bytes {max_batch_bytes}")
@@ -84,6 +97,18 @@ class BatchPublisher:
         # Queued bytes that fill one call: the dispatcher sends at once rather than lingering.
         self._full_bytes = min(max_batch_bytes, SQS_MAX_BATCH * max_message_bytes)
         self._linger = linger_seconds
+        self._max_hold = max_hold_seconds
+        # Queued bytes worth sending while a call is in flight: one whole message, and at least one billing
+        # chunk (a call of several small whole messages under 64 KiB would be billed as a full chunk each).
+        self._eager_bytes = min(self._full_bytes, max(max_message_bytes, SQS_BILLING_CHUNK_BYTES))
+        self._in_flight = 0
+        # Calls answered so far, and that count when the dispatcher last sent one: a partial call held while
+        # calls are in flight goes as soon as one of them returns.
+        self._returns = 0
+        self._returns_at_send = 0
+        # When the first call since the last send returned: what it held lingers from then, so that the emails
+        # of the clients it answers (a closed loop's next requests) join the held ones rather than go apart.
+        self._released_at = float("-inf")
         self._max_pending = max_pending
         self._deadline = deadline_seconds
         self._max_batch_bytes = max_batch_bytes
@@ -135,6 +160,7 @@ class BatchPublisher:
             future=loop.create_future(),
             enqueued_at=now,
             deadline=now + self._deadline,
+            send_by=now + self._linger + self._max_hold,
         )
         self._outstanding += 1
         self._idle.clear()
@@ -151,14 +177,41 @@ class BatchPublisher:
         self._queue.append(entry)
         self._queued_bytes += entry.size
         # Wake the dispatcher only when it has something new to decide: a first entry (start the
-        # linger clock) or a full call. Waking it per entry costs CPU at high rates.
-        if len(self._queue) == 1 or self._queued_bytes >= self._full_bytes:
+        # linger clock), a whole message while calls are out, or a full call. Waking it per entry costs CPU
+        # at high rates.
+        if len(self._queue) == 1 or self._queued_bytes >= self._eager_bytes:
             self._wakeup.set()
 
     # -- the dispatcher ---------------------------------------------------------------------------
 
     def _batch_ready(self) -> bool:
         return self._queued_bytes >= self._full_bytes
+
+    def _holding(self) -> bool:
+        """Whether a partial call waits for the calls in flight: none has returned since the last one went."""
+        return (
+            self._max_hold > 0 and not self._draining and self._in_flight > 0 and self._returns == self._returns_at_send
+        )
+
+    def _next_send(self, now: float) -> tuple[float, bool, str]:
+        """When the queue's next call may go, whether it takes whole messages only, and why it goes.
+
+        A full call goes at once. With no call in flight, or once one returned, a partial call goes when its
+        oldest email has waited the linger (as ever), or, held, a linger after the return that released it. While
+        calls are in flight and none has returned, only whole messages go at once; the rest is held until a call
+        returns (the dispatcher is woken) or the head's `send_by`, linger + max_hold after it was queued.
+        """
+        head = self._queue[0]
+        if self._draining or self._batch_ready():
+            return now, False, ""
+        if not self._holding():
+            # A billing-deferred head lingers once more, never past its send_by; a held one lingers from the
+            # return that released it.
+            start = max(head.enqueued_at, self._released_at) if self._max_hold > 0 else head.enqueued_at
+            return min(start + self._linger, head.send_by), False, "linger"
+        if self._queued_bytes >= self._eager_bytes:
+            return now, True, "message"
+        return head.send_by, False, "bound"
 
     async def _dispatch(self) -> None:
         loop = asyncio.get_running_loop()
@@ -167,29 +220,37 @@ class BatchPublisher:
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            if not self._batch_ready() and not self._draining:
-                delay = self._queue[0].enqueued_at + self._linger - loop.time()
-                if delay > 0:
-                    self._wakeup.clear()
-                    timer = loop.call_later(delay, self._wakeup.set)
-                    await self._wakeup.wait()
-                    timer.cancel()
-                    continue
+            now = loop.time()
+            at, whole_messages, why = self._next_send(now)
+            if at > now:
+                self._wakeup.clear()
+                timer = loop.call_at(at, self._wakeup.set)
+                await self._wakeup.wait()
+                timer.cancel()
+                continue
             await self._slots.acquire()
-            batch, reason = self._take_batch()
+            # Waiting for a slot, the queue may have grown into a full call or a call may have returned.
+            if whole_messages and not self._holding():
+                whole_messages, why = False, "linger"
+            batch, reason = self._take_batch(whole_messages=whole_messages, why=why)
             if not batch:
                 self._slots.release()
                 continue
+            self._in_flight += 1
+            self._returns_at_send = self._returns
             task = asyncio.create_task(self._send(batch, reason))
             self._sends.add(task)
             task.add_done_callback(self._sends.discard)
 
-    def _take_batch(self) -> tuple[list[list[_Entry]], str]:
-        """Packs queued emails, oldest first, into up to 10 messages within the message and call byte limits."""
+    def _take_batch(self, *, whole_messages: bool = False, why: str = "linger") -> tuple[list[list[_Entry]], str]:
+        """Packs queued emails, oldest first, into up to 10 messages within the message and call byte limits.
+
+        `whole_messages`: a last message the queue ran out before filling stays queued (held for later)."""
         messages: list[list[_Entry]] = []
         sizes: list[int] = []
         total = 0
-        reason = "drain" if self._draining else "linger"
+        reason = "drain" if self._draining else why or "linger"
+        closed = False  # the last message met an email it could not take: it is whole
         while self._queue:
             entry = self._queue[0]
             if entry.future.done():  # the caller went away; nothing to answer
@@ -207,16 +268,21 @@ class BatchPublisher:
                     total += grown - sizes[-1]
                     sizes[-1] = grown
                     continue
+            closed = True
             if len(messages) == SQS_MAX_BATCH:
                 reason = "full"
                 break
             if messages and total + entry.alone_size > self._max_batch_bytes:
                 reason = "size"
                 break
+            closed = False
             self._take_first()
             messages.append([entry])
             sizes.append(entry.alone_size)
             total += entry.alone_size
+        if whole_messages and not closed and len(messages) > 1:
+            total -= sizes.pop()
+            self._hold(messages.pop())
         total = self._defer_spill(messages, sizes, total)
         if messages and self._metrics:
             self._metrics.flushes[reason].inc()
@@ -260,6 +326,12 @@ class BatchPublisher:
             self._queued_bytes += entry.size
         return total
 
+    def _hold(self, message: list[_Entry]) -> None:
+        """Puts a partial message's emails back at the front of the queue, in their order, unchanged."""
+        for entry in reversed(message):
+            self._queue.appendleft(entry)
+            self._queued_bytes += entry.size
+
     def _take_first(self) -> None:
         entry = self._queue.popleft()
         self._queued_bytes -= entry.size
@@ -291,6 +363,12 @@ class BatchPublisher:
         finally:
             self._forget_answered()
             self._slots.release()
+            self._in_flight -= 1
+            if self._returns == self._returns_at_send:
+                self._released_at = asyncio.get_running_loop().time()
+            self._returns += 1
+            if self._queue:  # a partial call held for this one may go now
+                self._wakeup.set()
             if self._metrics:
                 self._metrics.in_flight.dec()
 
@@ -367,7 +445,10 @@ class BatchPublisher:
 
     def _requeue(self, entry: _Entry) -> None:
         self._retry_timers.pop(entry, None)
-        entry.enqueued_at = asyncio.get_running_loop().time() - self._linger  # ready to go at once
+        now = asyncio.get_running_loop().time()
+        entry.enqueued_at = now - self._linger  # ready to go at once, unless held for the calls in flight
+        # The same span as a new email's, so the queue stays in send_by order.
+        entry.send_by = now + self._linger + self._max_hold
         self._enqueue(entry)
         self._wakeup.set()
 

@@ -8,8 +8,9 @@ One run, one machine, the same load generator (wrk) for the API and its ceiling:
  5. end-to-end latency (API 200 -> object stored) at a fixed moderate rate;
  6. overload at several times what SQS can absorb: share shed with 503, RSS before and after;
  7. zero-loss accounting for the whole run;
- 8. what it costs: AWS requests per email from both services' own counters at load, for both storage layouts,
-    and the list-price cost per million 1 KiB emails beside simple designs and Firehose.
+ 8. what it costs: AWS requests per email from both services' own counters at three loads (16 and 64 clients on
+    moto, saturated on the fast stack), the publisher's new rule beside its old one, and the list-price cost per
+    million 1 KiB emails beside simple designs and Firehose; the idle floor (one idle API and consumer a month).
  9. what tracing costs: the API's and the consumer's CPU per email with tracing off, at 1% and at 100% sampling.
 SQS is ElasticMQ, S3 is gofakes3 when installed (moto otherwise), SSM is moto. Everything binds 127.0.0.1.
 """
@@ -682,35 +683,129 @@ PRICE_FIREHOSE_GB = 0.029  # Direct PUT ingestion, first 500 TB/month, each reco
 COST_EMAIL_CONTENT = "x" * 1024  # a 1 KiB email
 
 
-COST_RUNS = (("per-email", 5), ("batched", 5), ("batched", 50))  # (STORAGE_LAYOUT, PUBLISH_LINGER_MS)
+# Section 8's loads: (name, SQS backend, wrk connections; None: --connections). The moto loads are the light ones
+# where SQS answers slower than the linger (the issue's 16 and 64 clients); the fast stack is driven to saturation.
+COST_LOADS: tuple[tuple[str, str, int | None], ...] = (
+    ("16 clients", "moto", 16),
+    ("64 clients", "moto", 64),
+    ("saturated", "fast", None),
+)
+# The publisher's rules, measured side by side at each load: the old one (every partial call at the linger) is the
+# baseline of the same run.
+COST_RULES: tuple[tuple[str, dict[str, str]], ...] = (("new", {}), ("old", {"PUBLISH_MAX_HOLD_MS": "0"}))
+# The consumer's production intervals (its defaults), not the bench's short ones: what the long polls and queue-depth
+# reads cost is part of the figure.
+PRODUCTION_CONSUMER_ENV = {"SQS_WAIT_TIME_SECONDS": "20", "QUEUE_METRICS_INTERVAL_SECONDS": "15"}
+COST_GOAL_DOLLARS = 0.03
+SECONDS_PER_MONTH = 30 * 24 * 3600
+
+
+@dataclass
+class CostRun:
+    accepted: float
+    stored: float
+    sends: float  # billed SendMessageBatch requests
+    consumer_sqs: float  # billed consumer SQS requests
+    per_call: float  # emails per SendMessageBatch call
+    packed: float  # emails per message
+    cost: float  # $ per million emails
+    load: LoadResult
+    consumer_calls: dict[str, float]  # billed consumer SQS requests by operation
+
+    @property
+    def sqs_per_email(self) -> float:
+        return (self.sends + self.consumer_sqs) / self.stored
 
 
 def costs(bench: Bench) -> bool:
-    """8. what it costs: an API at load with 1 KiB emails, drained by a fresh consumer in each storage layout (and
-    the batched one again with a longer publish linger); AWS requests per stored email from both services' own
-    counters, and the list-price cost per million emails beside simple designs and Firehose. Returns whether every
-    accepted email was stored."""
+    """8. what it costs: an API at three loads with 1 KiB emails (16 and 64 clients on moto, saturated on the fast
+    stack), each under the publisher's new rule and its old one (PUBLISH_MAX_HOLD_MS=0) in the same run, drained by a
+    fresh batched consumer; AWS requests per stored email from both services' own counters, the list-price cost
+    per million emails beside simple designs and Firehose, the latencies beside the old rule's; then the per-email
+    layout at saturation, and the idle floor (one idle API and consumer a month). Returns whether every accepted
+    email was stored."""
     print("8. costs", flush=True)
     report = bench.report
     report.add("8 costs", "anchor: simple design, $ per million 1 KiB emails", "", _simple_design_cost())
     report.add("8 costs", "anchor: Amazon Data Firehose, $ per million", "", _firehose_cost())
     ok = True
-    for layout, linger_ms in COST_RUNS:
-        ok = _cost_run(bench, layout, linger_ms) and ok
+    moto_stack = _moto_stack(bench)
+    for load_name, backend, connections in COST_LOADS:
+        stack = moto_stack if backend == "moto" else bench.stack
+        runs: dict[str, CostRun] = {}
+        for rule, env in COST_RULES:
+            run = _cost_run(bench, stack, "batched", connections or bench.args.connections, env)
+            ok = ok and run.stored == run.accepted
+            runs[rule] = run
+            report.notes.append(
+                f"costs, {load_name} ({backend}), {rule} rule: {int(run.accepted)} accepted, {int(run.stored)} "
+                f"stored; {int(run.sends)} billed sends, {int(run.consumer_sqs)} billed consumer SQS requests ("
+                + ", ".join(f"{operation} {int(calls)}" for operation, calls in run.consumer_calls.items())
+                + ")"
+            )
+        _report_load(report, f"8 {load_name}", runs["new"], runs["old"])
+    per_email = _cost_run(bench, bench.stack, "per-email", bench.args.connections, {})
+    ok = ok and per_email.stored == per_email.accepted
+    report.add("8 per-email", "$ per million 1 KiB emails (its PUTs: 5.00)", f"{per_email.cost:.4f}",
+               f"SQS {per_email.sqs_per_email:.4f} per email")  # fmt: skip
+    idle_floor(bench)
     report.notes.append(
         "costs: list prices us-east-1 on 2026-11-27: SQS $0.40 per million requests (each 64 KiB of payload one), "
         "S3 PUT $0.005 per 1,000, KMS $0.03 per 10,000, SSM standard GetParameter* free, Firehose $0.029 per GB "
         "with records rounded up to 5 KB; storage (GB-month) and data transfer left out, the same for every design; "
-        "SQS with SSE-SQS (no KMS), S3 with SSE-KMS and a bucket key (KMS calls per bucket key, not per object)"
+        "SQS with SSE-SQS (no KMS), S3 with SSE-KMS and a bucket key (KMS calls per bucket key, not per object); "
+        f"the consumers use their production intervals ({PRODUCTION_CONSUMER_ENV}); ours: the new publisher rule "
+        "(PUBLISH_MAX_HOLD_MS default), baseline: the old one (PUBLISH_MAX_HOLD_MS=0), same load, same run"
     )
     return ok
 
 
-def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
-    args, report, stack = bench.args, bench.report, bench.stack
+def _report_load(report: Report, section: str, new: CostRun, old: CostRun) -> None:
+    def ratio(ours: float, base: float) -> str:
+        return f"{ours / base:.2f}x" if base else "-"
+
+    report.add(section, "requests/s; emails per message; per SendMessageBatch",
+               f"{fmt(new.load.rps)}; {new.packed:.1f}; {new.per_call:.1f}",
+               f"{fmt(old.load.rps)}; {old.packed:.1f}; {old.per_call:.1f}")  # fmt: skip
+    report.add(section, "SQS billed calls per email, both services (~0.067)", f"{new.sqs_per_email:.4f}",
+               f"{old.sqs_per_email:.4f}")  # fmt: skip
+    report.add(section, "  of which SendMessageBatch; consumer",
+               f"{new.sends / new.stored:.4f}; {new.consumer_sqs / new.stored:.4f}",
+               f"{old.sends / old.stored:.4f}; {old.consumer_sqs / old.stored:.4f}")  # fmt: skip
+    verdict = "met" if new.cost <= COST_GOAL_DOLLARS else "NOT met"
+    report.add(section, f"$ per million 1 KiB emails (goal <= 0.03: {verdict})", f"{new.cost:.4f}",
+               f"{old.cost:.4f}")  # fmt: skip
+    for name, ours, base in (("p50", new.load.p50_ms, old.load.p50_ms), ("p99", new.load.p99_ms, old.load.p99_ms)):
+        within = "met" if ours <= 1.2 * base else "NOT met"
+        report.add(section, f"{name} latency, ms (goal <= 1.2x baseline: {ratio(ours, base)}, {within})",
+                   f"{ours:.1f}", f"{base:.1f}")  # fmt: skip
+
+
+def _moto_stack(bench: Bench) -> DevStack:
+    """A second stack on the run's moto, for SQS and S3 alike (as `make run`): the light loads' backend."""
+    (bench.work / "moto-stack").mkdir(exist_ok=True)
+    stack = DevStack(
+        StackConfig(
+            with_api=False,
+            with_consumer=False,
+            names=StackNames(queue="bench-cost", dead_letter_queue="bench-cost-dlq", bucket="bench-cost"),
+            token=TOKEN,
+            log_dir=bench.work / "moto-stack",
+            emulator_endpoint_url=bench.moto.endpoint_url,
+            consumer_env={"CONSUMER_POLLERS": "4", "CONSUMER_MAX_IN_FLIGHT": "40"},
+        )
+    )
+    stack.start()
+    bench.cleanup.callback(stack.stop)
+    return stack
+
+
+def _cost_run(bench: Bench, stack: DevStack, layout: str, connections: int, api_env: dict[str, str]) -> CostRun:
+    args = bench.args
     _stop_services(stack)  # fresh processes: their counters are this run's alone
     saved_api, saved_consumer = dict(stack.config.api_env), dict(stack.config.consumer_env)
-    stack.config.api_env["PUBLISH_LINGER_MS"] = str(linger_ms)
+    stack.config.api_env.update(api_env)
+    stack.config.consumer_env.update(PRODUCTION_CONSUMER_ENV)
     stack.config.consumer_env.update(BATCHED_ENV if layout == "batched" else {})
     try:
         api_process = stack.start_api()
@@ -722,7 +817,7 @@ def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
         stack.config.consumer_env.update(saved_consumer)
     script = lua_script(payload(TOKEN, COST_EMAIL_CONTENT))
     load = run_wrk(f"{stack.api_url}/api/email", script, pid=api_process.pid, seconds=args.seconds,
-                   connections=args.connections)  # fmt: skip
+                   connections=connections)  # fmt: skip
 
     def api_settled() -> bool:  # the requests wrk left in flight are answered: the counters are final
         text = scrape(stack.api_url)
@@ -739,7 +834,9 @@ def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
         return metric_value(scrape(stack.consumer_url), "email_ingest_consumer_emails_stored_total") >= accepted
 
     wait(stored_all, 300, f"the {layout} consumer to store every accepted email", 0.5)
-    bench.drain(60, "the queue to empty", 0.2)
+    assert stack.resources is not None
+    queue_url = stack.resources.queue_url
+    wait(lambda: queue_empty(stack.sqs_endpoint_url, queue_url), 60, "the queue to empty", 0.2)
     text = scrape(stack.consumer_url)
     stored = metric_value(text, "email_ingest_consumer_emails_stored_total")
     sends = metric_value(api_text, "email_ingest_aws_billed_requests_total", {"operation": "SendMessageBatch"})
@@ -750,31 +847,85 @@ def _cost_run(bench: Bench, layout: str, linger_ms: int) -> bool:
         1.0, metric_value(api_text, "email_ingest_publisher_message_emails_count")
     )
     per_call = accepted / max(1.0, metric_value(api_text, "email_ingest_publisher_batch_emails_count"))
-    sqs_per_email = (sends + consumer_sqs) / stored
     # KMS: S3 with a bucket key asks KMS for a data key per bucket key, not per object: about zero per email at load
     # (the emulators have no KMS to count it).
     kms_per_email = 0.0
     cost = (
-        sqs_per_email * PRICE_SQS_REQUEST
+        (sends + consumer_sqs) / stored * PRICE_SQS_REQUEST
         + puts / stored * PRICE_S3_PUT
         + ssm / stored * PRICE_SSM_GET
         + kms_per_email * PRICE_KMS_REQUEST
     ) * 1e6
-    section = f"8 {layout}, {linger_ms} ms"
-    report.add(section, "API: requests/s; emails per message; per SendMessageBatch",
-               f"{fmt(load.rps)}; {packed:.1f}; {per_call:.1f}", f"p99 {load.p99_ms:.0f} ms")  # fmt: skip
-    report.add(section, "SQS billed requests per email (goal <= 0.05)", f"{sqs_per_email:.4f}",
-               f"send {sends / stored:.4f}, consumer {consumer_sqs / stored:.4f}")  # fmt: skip
-    report.add(section, "S3 PUTs, SSM, KMS requests per email", f"{puts / stored:.4f}, {ssm / stored:.5f}, ~0", "")
-    goal = "goal <= 0.03" if layout == "batched" else "its PUTs: 5.00"
-    report.add(section, f"$ per million 1 KiB emails ({goal})", f"{cost:.4f}", "")
+    _stop_services(stack)  # the next run starts its own on the same ports
+    by_operation = {
+        operation: metric_value(
+            text, "email_ingest_aws_billed_requests_total", {"service": "sqs", "operation": operation}
+        )
+        for service, operation in sorted(_aws_operations(text))
+        if service == "sqs"
+    }
+    return CostRun(accepted, stored, sends, consumer_sqs, per_call, packed, cost, load, by_operation)
+
+
+def idle_floor(bench: Bench) -> None:
+    """8 idle: one API and one consumer (batched, production intervals) with no traffic: their AWS calls counted over
+    a measured window beside what the configured intervals predict, as SQS requests and dollars a month."""
+    stack, seconds = bench.stack, bench.args.idle_seconds
+    print(f"8 idle: one idle API and consumer for {seconds:.0f} s", flush=True)
+    _stop_services(stack)
+    saved = dict(stack.config.consumer_env)
+    stack.config.consumer_env.update({**PRODUCTION_CONSUMER_ENV, **BATCHED_ENV})
+    try:
+        stack.start_api()
+        stack.start_consumer()
+    finally:
+        stack.config.consumer_env.clear()
+        stack.config.consumer_env.update(saved)
+    urls = {"API": stack.api_url, "consumer": stack.consumer_url}
+    before = {name: scrape(url) for name, url in urls.items()}
+    began = time.monotonic()
+    time.sleep(seconds)  # the window itself: nothing to wait for, only time to pass
+    after = {name: scrape(url) for name, url in urls.items()}
+    window = time.monotonic() - began
+    counted: dict[tuple[str, str], float] = {}
+    for name in urls:
+        for service, operation in _aws_operations(after[name]):
+            labels = {"service": service, "operation": operation}
+            calls = metric_value(after[name], "email_ingest_aws_requests_total", labels) - metric_value(
+                before[name], "email_ingest_aws_requests_total", labels
+            )
+            if calls:
+                counted[(name, f"{service} {operation}")] = calls
+    sqs_calls = sum(calls for (_, operation), calls in counted.items() if operation.startswith("sqs "))
+    measured_month = sqs_calls / window * SECONDS_PER_MONTH
+    # The prediction from the configured intervals: each poller's empty long poll returns after the wait time, the
+    # queue-depth reads cover the queue and its DLQ once an interval; no message, so no heartbeat and no delete;
+    # the API calls SQS only to send.
+    pollers, wait_seconds = 4, int(PRODUCTION_CONSUMER_ENV["SQS_WAIT_TIME_SECONDS"])
+    depth_interval = float(PRODUCTION_CONSUMER_ENV["QUEUE_METRICS_INTERVAL_SECONDS"])
+    predicted_month = (pollers / wait_seconds + 2 / depth_interval) * SECONDS_PER_MONTH
+    report = bench.report
+    report.add("8 idle", f"SQS requests per month, measured over {window:.0f} s", fmt(measured_month),
+               f"predicted {fmt(predicted_month)}")  # fmt: skip
+    report.add("8 idle", "$ per month, one idle API + one idle consumer", f"{measured_month * PRICE_SQS_REQUEST:.2f}",
+               f"predicted {predicted_month * PRICE_SQS_REQUEST:.2f}")  # fmt: skip
     report.notes.append(
-        f"costs, {layout}, PUBLISH_LINGER_MS={linger_ms}: {int(accepted)} accepted, {int(stored)} stored; "
-        f"{int(sends)} billed sends, {int(consumer_sqs)} billed consumer SQS requests, {int(puts)} PUTs, "
-        f"{int(ssm)} SSM calls"
+        f"idle floor: {pollers} pollers long-polling {wait_seconds} s, queue depth (queue + DLQ) every "
+        f"{depth_interval:.0f} s, heartbeat only for messages held (none); calls in the {window:.0f} s window: "
+        + ", ".join(f"{name} {operation} {int(calls)}" for (name, operation), calls in sorted(counted.items()))
+        + f"; a month is {SECONDS_PER_MONTH} s"
     )
-    _stop_services(stack)  # the next section starts its own on the same ports
-    return stored == accepted
+    _stop_services(stack)
+
+
+def _aws_operations(text: str) -> set[tuple[str, str]]:
+    """The (service, operation) pairs of email_ingest_aws_requests_total in a /metrics text."""
+    pairs = set()
+    for line in text.splitlines():
+        if line.startswith("email_ingest_aws_requests_total{"):
+            labels = dict(part.split("=", 1) for part in line[line.index("{") + 1 : line.index("}")].split(","))
+            pairs.add((labels["service"].strip('"'), labels["operation"].strip('"')))
+    return pairs
 
 
 def _stop_services(stack: DevStack) -> None:
@@ -864,6 +1015,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=200, help="requests/s of the end-to-end latency run")
     parser.add_argument("--pack", type=int, default=50, help="emails per message in section 4c's backlog")
     parser.add_argument("--only-costs", action="store_true", help="run section 8 (what it costs) alone")
+    parser.add_argument("--idle-seconds", type=float, default=60, help="section 8's idle window")
     parser.add_argument("--overload-connections", type=int, default=1024)
     parser.add_argument("--write", type=Path, help="append the table to this markdown file")
     parser.add_argument("--only-tracing", action="store_true", help="run section 9 (tracing cost) alone")

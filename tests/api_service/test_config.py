@@ -25,6 +25,7 @@ def test_defaults() -> None:
     assert settings.port == 8080
     assert settings.host == "127.0.0.1"
     assert settings.publish_linger_seconds == pytest.approx(0.005)
+    assert settings.publish_max_hold_seconds == pytest.approx(0.05)
     assert settings.token_refresh_seconds == 300
     assert settings.token_rotation_grace_seconds == 900
     assert settings.token_early_refresh_seconds == 5
@@ -42,6 +43,9 @@ def test_region_falls_back_to_aws_default_region() -> None:
         ("API_PORT", "0"),
         ("API_PORT", "http"),
         ("PUBLISH_LINGER_MS", "-1"),
+        ("PUBLISH_MAX_HOLD_MS", "-1"),
+        ("PUBLISH_MAX_HOLD_MS", "1001"),
+        ("PUBLISH_MAX_HOLD_MS", "soon"),
         ("PUBLISH_MAX_PENDING", "0"),
         ("MAX_BODY_BYTES", "10"),
         ("MEMORY_BUDGET_BYTES", "1024"),
