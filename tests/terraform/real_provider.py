@@ -12,8 +12,11 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -154,3 +157,82 @@ def terraform(
         output = [part.decode() if isinstance(part, bytes) else part or "" for part in (exc.stdout, exc.stderr)]
         pytest.fail(f"terraform {' '.join(args)} in {root} did not finish in {timeout} s\n" + "\n".join(output))
     return Run(list(args), done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+# Lines for pytest's summary (tests/terraform/conftest.py prints them): which provider, the measured times.
+REPORT: list[str] = []
+
+
+def report(line: str) -> None:
+    REPORT.append(line)
+
+
+def provider_unavailable(message: str) -> None:
+    """No AWS provider could be had at all: fails under `make test` (EMAIL_INGEST_REQUIRE_TOOLS=1), skips elsewhere,
+    like tests.tooling.require_tool."""
+    if os.environ.get("EMAIL_INGEST_REQUIRE_TOOLS") == "1":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_parallel(function: Callable[[T], R], items: Sequence[T], workers: int) -> dict[T, R]:
+    """function(item) for every item on `workers` threads (each mostly waits on a terraform process); the results
+    by item. An exception in one (pytest.fail included) is raised after all have finished, so that none is left
+    running."""
+    results: dict[T, R] = {}
+    errors: list[BaseException] = []
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        futures = {pool.submit(function, item): item for item in items}
+        for future in as_completed(futures):
+            try:
+                results[futures[future]] = future.result()
+            except BaseException as exc:  # re-raised below, after the others finished
+                errors.append(exc)
+    if errors:
+        raise errors[0]
+    return results
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """The copy of terraform/ with COPY_CHANGES, every root initialised, and the provider that init used."""
+
+    copy: Path
+    provider: Provider
+    init_runs: dict[str, Run]
+
+    def root(self, name: str) -> Path:
+        return self.copy / name
+
+
+INIT_TIMEOUT = 180
+
+
+def initialise(directory: Path) -> Workspace:
+    """The copy in `directory`, with `terraform init -backend=false` run in every root.
+
+    The first root is initialised alone: without a mirror it fills the shared plugin cache, which Terraform does
+    not guard against concurrent writers; the others then only link to what is there (with the mirror, all of them
+    link to the mirror's unpacked provider).
+    """
+    copy = make_copy(directory)
+    provider = provider_setup(directory / "cli")
+
+    def init(root: str) -> Run:
+        return terraform(copy / root, "init", "-backend=false", "-no-color", provider=provider, timeout=INIT_TIMEOUT)
+
+    first = init(ROOTS[0])
+    if first.returncode != 0:
+        if provider.mirror is None:
+            provider_unavailable(f"hashicorp/aws cannot be had (no mirror, init failed):\n{first.describe()}")
+        pytest.fail(f"init of {ROOTS[0]} with {provider.description} failed:\n{first.describe()}")
+    runs = {ROOTS[0]: first, **in_parallel(init, ROOTS[1:], workers=4)}
+    failed = {root: run for root, run in runs.items() if run.returncode != 0}
+    assert not failed, "\n\n".join(f"{root}: {run.describe()}" for root, run in failed.items())
+    report(f"provider: {provider.description}")
+    report(f"init of {len(runs)} roots: {max(run.seconds for run in runs.values()):.1f} s the slowest")
+    return Workspace(copy, provider, runs)
