@@ -112,7 +112,9 @@ def patch_eks() -> None:
     EKS's default authentication mode (CONFIG_MAP) when none was given.
     7. `resourcesVpcConfig` has no `clusterSecurityGroupId` (nor `vpcId`): EKS creates a cluster security group in the
     cluster's VPC, and the ingress module adds its rules to it (`The security group '' does not exist` on moto). A
-    real security group is made in moto's EC2 for it, and removed with the cluster so that the VPC can go."""
+    real security group is made in moto's EC2 for it, and removed with the cluster so that the VPC can go.
+    13. Every cluster gets the same OIDC issuer (moto draws its random ID once, at import), so a second cluster's
+    `aws_iam_openid_connect_provider` fails with EntityAlreadyExists. Each cluster gets its own, as in EKS."""
     from moto.core.utils import utcnow
     from moto.ec2.models import ec2_backends
     from moto.eks import urls
@@ -328,6 +330,9 @@ def patch_eks() -> None:
             tags={f"kubernetes.io/cluster/{cluster.name}": "owned"},
         )
         vpc_config["clusterSecurityGroupId"] = group.id
+        cluster.identity = {
+            "oidc": {"issuer": f"https://oidc.eks.{self.region}.amazonaws.com/id/{uuid.uuid4().hex.upper()}"}
+        }
         vpc_config["vpcId"] = vpc_id
         return result
 
@@ -452,12 +457,31 @@ def patch_launch_template() -> None:
     response_class.create_launch_template = create_launch_template
 
 
+def patch_security_group_rule() -> None:
+    """12. DescribeSecurityGroupRules answers no `Description` for a rule that references another security group
+    (moto reads it only from the CIDR range, not from the group pair it was given with), so the next plan sets the
+    ingress module's descriptions of its node-port rules again."""
+    from moto.ec2.models.security_groups import SecurityGroupRule
+
+    rule_class: Any = SecurityGroupRule
+    if getattr(rule_class, "terraform_patched", False):
+        return
+    rule_class.terraform_patched = True
+
+    def description(self: Any) -> str | None:
+        found: str | None = self.ip_range.get("Description") or self.source_group.get("Description")
+        return found
+
+    rule_class.description = property(description)
+
+
 def main(argv: list[str]) -> int:
     patch_sqs()
     patch_athena()
     patch_eks()
     patch_node_group()
     patch_launch_template()
+    patch_security_group_rule()
     from moto.server import main as moto_main
 
     moto_main(argv)

@@ -98,7 +98,8 @@ def test_patched_moto_behaves_as_sqs(patched_moto: str) -> None:
 
 
 # What the catalog, eks, ingress and email-ingest examples need besides SQS (moto_for_terraform.patch_athena,
-# patch_eks, patch_node_group, patch_launch_template): each entry is True where moto behaves as AWS.
+# patch_eks, patch_node_group, patch_launch_template, patch_security_group_rule): each entry is True where moto
+# behaves as AWS.
 
 NO_RETRIES = Config(retries={"max_attempts": 1, "mode": "standard"})
 ACCOUNT = "123456789012"
@@ -167,7 +168,19 @@ def _eks_behaviour(endpoint: str) -> dict[str, bool]:
     nodegroup = eks.describe_nodegroup(clusterName=name, nodegroupName="default")["nodegroup"]
     asg = nodegroup["resources"]["autoScalingGroups"][0]["name"]
     principal = f"arn:aws:iam::{ACCOUNT}:role/ci/tf-{suffix}"
+    eks.create_cluster(name=f"{name}-2", roleArn=role, resourcesVpcConfig={"subnetIds": [subnet]})
+    issuers = {eks.describe_cluster(name=each)["cluster"]["identity"]["oidc"]["issuer"] for each in (name, f"{name}-2")}
+    nodes = ec2.create_security_group(GroupName=f"nodes-{suffix}", Description="n", VpcId=vpc)["GroupId"]
+    alb = ec2.create_security_group(GroupName=f"alb-{suffix}", Description="a", VpcId=vpc)["GroupId"]
+    pair = {"GroupId": alb, "Description": "from the load balancer"}
+    ec2.authorize_security_group_ingress(
+        GroupId=nodes, IpPermissions=[{"IpProtocol": "tcp", "FromPort": 1, "ToPort": 1, "UserIdGroupPairs": [pair]}]
+    )
+    rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [nodes]}])["SecurityGroupRules"]
+    descriptions = [rule.get("Description") for rule in rules if not rule["IsEgress"]]
     return {
+        "a rule referencing a group keeps its description": descriptions == ["from the load balancer"],
+        "each cluster its own OIDC issuer": len(issuers) == 2,
         "accessConfig returned": cluster.get("accessConfig") == access,
         "clusterSecurityGroupId is a security group": bool(group_id)
         and _works(lambda: ec2.describe_security_groups(GroupIds=[group_id])),
@@ -194,6 +207,8 @@ def test_plain_moto_still_lacks_what_athena_and_eks_need(moto_server: MotoServer
     )
     assert _eks_behaviour(moto_server.endpoint_url) == dict.fromkeys(
         (
+            "a rule referencing a group keeps its description",
+            "each cluster its own OIDC issuer",
             "accessConfig returned",
             "clusterSecurityGroupId is a security group",
             "CreateAddon",
