@@ -4,7 +4,8 @@ A message is deleted only after every email in it is stored (one, or several in 
 poison message is never deleted by us and is moved to the DLQ by the queue's redrive policy, no sooner
 than the poison retry window after its first receive (see `PoisonSchedule` and docs/design.md); on
 drain, long polls are cancelled, work under way finishes within the grace period and the rest is
-released (visibility 0).
+released (visibility 0). While the queue is thin, the pollers receive one at a time, a fill time apart
+(`ReceiveFill`): every receive is billed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import structlog
 from consumer_service.deleter import BatchDeleter
 from consumer_service.heartbeat import Heartbeat
 from consumer_service.metrics import ConsumerMetrics
+from consumer_service.receive_fill import ReceiveFill
 from consumer_service.spans import MessageSpans
 from consumer_service.sqs_queue import Queue
 from consumer_service.writer import StoreFailed, StoreResult
@@ -101,7 +103,8 @@ class Consumer:
         self._slots = asyncio.BoundedSemaphore(max_in_flight)
         self._metrics = metrics
         self._poison_schedule = poison_schedule
-        self._receive_fill_seconds = receive_fill_seconds
+        # Shared by the pollers: while the queue is thin, one receive at a time, a fill time after the last short one.
+        self._receive_fill = ReceiveFill(receive_fill_seconds)
         self._pollers: list[asyncio.Task[None]] = []
         self._processing: dict[asyncio.Task[None], str] = {}  # task -> receipt handle
         self._stopping = False
@@ -126,22 +129,33 @@ class Consumer:
     async def _poll(self, number: int) -> None:
         error_backoff = 0.5
         while not self._stopping:
-            await self._store.room()
-            wanted = await _acquire_up_to(self._slots, SQS_MAX_BATCH)
+            turn = await self._receive_fill.turn()
+            asked = SQS_MAX_BATCH
+            messages: list[dict[str, Any]] | None = None
+            error = ""
             try:
-                response = await self._queue.receive(wanted)
-            except asyncio.CancelledError:
-                _release(self._slots, wanted)
-                raise
-            except Exception as exc:  # SQS unreachable or throttling: back off, keep the process alive
-                _release(self._slots, wanted)
-                log.warning("receive_failed", poller=number, error=error_code(exc), retry_in_seconds=error_backoff)
+                await self._store.room()
+                asked = await _acquire_up_to(self._slots, SQS_MAX_BATCH)
+                try:
+                    response = await self._queue.receive(asked)
+                except asyncio.CancelledError:
+                    _release(self._slots, asked)
+                    raise
+                except Exception as exc:  # SQS unreachable or throttling: back off, keep the process alive
+                    _release(self._slots, asked)
+                    error = error_code(exc)
+                else:
+                    messages = response.get("Messages", [])
+            finally:
+                # Before the backoff or the processing: the next poller's turn does not wait for either.
+                self._receive_fill.done(turn, received=None if messages is None else len(messages), asked=asked)
+            if messages is None:
+                log.warning("receive_failed", poller=number, error=error, retry_in_seconds=error_backoff)
                 await asyncio.sleep(error_backoff)
                 error_backoff = min(error_backoff * 2, _RECEIVE_ERROR_BACKOFF_CAP_SECONDS)
                 continue
             error_backoff = 0.5
-            messages = response.get("Messages", [])
-            _release(self._slots, wanted - len(messages))
+            _release(self._slots, asked - len(messages))
             self._observe_receive(messages)
             if self.draining:  # a poll that returned after the stop: give the messages back untouched
                 await self._heartbeat.release([message["ReceiptHandle"] for message in messages])
@@ -151,9 +165,6 @@ class Consumer:
                 task = asyncio.create_task(self._process(message))
                 self._processing[task] = message["ReceiptHandle"]
                 task.add_done_callback(self._processing.pop)
-            if len(messages) < SQS_MAX_BATCH and self._receive_fill_seconds:
-                # SQS bills a receive whatever it returns: a short one means the queue is thin, so let it fill.
-                await asyncio.sleep(self._receive_fill_seconds)
 
     def _observe_receive(self, messages: list[dict[str, Any]]) -> None:
         if not messages:

@@ -90,6 +90,8 @@ async def started() -> AsyncIterator[Start]:
             "max_pending": 10_000,
             "deadline_seconds": 30.0,
             "max_hold_seconds": 10.0,
+            # The rule's cases below are set up with one call in flight; the default (2) is tested on its own.
+            "hold_at_in_flight": 1,
         }
         settings.update(overrides)
         publisher = BatchPublisher(sqs.send_batch, metrics=PublisherMetrics(registry), **settings)
@@ -245,3 +247,25 @@ async def test_each_email_waits_at_most_the_linger_plus_the_bound(
         assert len(sqs.calls) <= 12, f"{len(sqs.calls)} calls for {count} emails: held emails share calls"
     else:
         assert len(sqs.calls) >= 14, f"{len(sqs.calls)} calls: the old rule sends at every linger"
+
+
+async def test_by_default_one_call_in_flight_holds_nothing_and_two_hold_a_partial_call(
+    started: Start, registry: CollectorRegistry
+) -> None:
+    """hold_at_in_flight=2 (the default): with one call out the next partial call goes at the linger, so the API's
+    work overlaps SQS's round trip; with two out a partial call is held until one returns."""
+    sqs = GatedSqs()
+    publisher = await started(sqs, registry, hold_at_in_flight=2)
+    tasks = [asyncio.create_task(publisher.publish(item("a")))]
+    await sqs.wait_calls(1)
+    tasks.append(asyncio.create_task(publisher.publish(item("b"))))
+    await sqs.wait_calls(2, timeout=1.0)  # one call out: b goes at the linger, not at the 10 s bound
+    assert sqs.emails(1) == ["b"]
+    tasks += [asyncio.create_task(publisher.publish(item(name))) for name in ("c", "d")]
+    await sqs.no_call_beyond(2, within=0.3)  # two calls out: c and d are held
+    sqs.release(0)
+    await sqs.wait_calls(3)
+    assert sqs.emails(2) == ["c", "d"], "held emails go together after a return"
+    assert flushes(registry, "bound") == 0
+    sqs.release_all()
+    await asyncio.gather(*tasks)

@@ -5,8 +5,11 @@ kube-scheduler (127.0.0.1), containerd 2.x with runc, the kubelet and kube-proxy
 from scripts/tools/install-kube-apiserver.sh and install-kube-node.sh. Pods get their network namespaces from
 Debian's CNI plugins (bridge, host-local, loopback, portmap) on a bridge this module creates, with no masquerade;
 two FORWARD rules drop anything between the bridge and any other interface, so nothing a pod sends is routed beyond
-it. Everything is removed on exit, also on failure: pods, containers and shims, mounts, cgroups, the bridge, every
-KUBE-* iptables chain, the sysctls the kubelet sets.
+it. The Service IPs come from a subnet routed onto the bridge, and an OUTPUT rule refuses any packet to them that
+kube-proxy has not rewritten to a pod (a Service before kube-proxy's first sync, or one without pods): without both,
+such a packet took the host's default route off the machine (seen in CI: a 404 from a server on the way out).
+Everything is removed on exit, also on failure: pods, containers and shims, mounts, cgroups, the bridge and its
+routes, every KUBE-* iptables chain and our rules, the sysctls the kubelet sets.
 One node at a time on a machine (a lock): kube-proxy's chains are global to the host's network namespace.
 """
 
@@ -36,6 +39,8 @@ from tests.helm.control_plane import ControlPlane, running_control_plane
 BRIDGE = "eik-br0"
 POD_SUBNET = "10.213.0.0/24"
 GATEWAY = "10.213.0.1"
+# Beside the pods' subnet, never on any interface: only kube-proxy's DNAT rules lead anywhere from it.
+SERVICE_SUBNET = "10.213.1.0/24"
 NODE_NAME = "email-ingest-node"
 STATE_DIR = Path("/run/eik-node")  # short: unix socket paths are limited to 108 bytes
 CGROUP_ROOT = "email-ingest-node"
@@ -433,6 +438,7 @@ def leftovers(workdir: Path | None = None) -> list[str]:
     found = []
     if sh("ip", "link", "show", BRIDGE, check=False).returncode == 0:
         found.append(f"bridge {BRIDGE}")
+    found += [f"route {r}" for r in sh("ip", "route", "show", SERVICE_SUBNET, check=False).stdout.splitlines()]
     for table in ("filter", "nat", "mangle"):
         rules = sh("iptables", "-w", "-t", table, "-S", check=False).stdout
         found += [f"{table}: {r}" for r in rules.splitlines() if "KUBE-" in r or RULE_COMMENT in r]
@@ -464,16 +470,25 @@ def _network_up() -> None:
     sh("ip", "link", "add", BRIDGE, "type", "bridge")
     sh("ip", "addr", "add", f"{GATEWAY}/24", "dev", BRIDGE)
     sh("ip", "link", "set", BRIDGE, "up")
+    # On the bridge, not the default route: whatever the OUTPUT rule below lets by still cannot leave the machine.
+    sh("ip", "route", "add", SERVICE_SUBNET, "dev", BRIDGE)
     _confine()
 
 
 def _confine() -> None:
-    """Nothing forwarded between the bridge and another interface: first in FORWARD, also before kube-proxy's."""
-    for args in (["-i", BRIDGE, "!", "-o", BRIDGE], ["-o", BRIDGE, "!", "-i", BRIDGE]):
-        rule = [*args, "-m", "comment", "--comment", RULE_COMMENT, "-j", "DROP"]
-        while sh("iptables", "-w", "-D", "FORWARD", *rule, check=False).returncode == 0:
+    """First in their chains, also before kube-proxy's: nothing forwarded between the bridge and another interface,
+    and nothing sent to a Service IP unless kube-proxy rewrote it to a pod (filter's OUTPUT sees packets after nat's,
+    so only the unrewritten ones still have a Service IP as their destination)."""
+    rules = (
+        ("FORWARD", ["-i", BRIDGE, "!", "-o", BRIDGE], "DROP"),
+        ("FORWARD", ["-o", BRIDGE, "!", "-i", BRIDGE], "DROP"),
+        ("OUTPUT", ["-d", SERVICE_SUBNET], "REJECT"),
+    )
+    for chain, args, target in rules:
+        rule = [*args, "-m", "comment", "--comment", RULE_COMMENT, "-j", target]
+        while sh("iptables", "-w", "-D", chain, *rule, check=False).returncode == 0:
             pass
-        sh("iptables", "-w", "-I", "FORWARD", "1", *rule)
+        sh("iptables", "-w", "-I", chain, "1", *rule)
 
 
 def _cgroups_up() -> None:
@@ -505,7 +520,10 @@ def running_node(tools: dict[str, str], workdir: Path) -> Iterator[Node]:
         sysctls = {key: Path("/proc/sys", key).read_text() for key in KUBELET_SYSCTLS}
         # A previous run killed hard: clear what it left before starting.
         _teardown(None, workdir, sysctls=None)
-        with running_control_plane(tools["etcd"], tools["kube-apiserver"], workdir / "control-plane") as plane:
+        control_plane = running_control_plane(
+            tools["etcd"], tools["kube-apiserver"], workdir / "control-plane", service_cluster_ip_range=SERVICE_SUBNET
+        )
+        with control_plane as plane:
             node = Node(plane, workdir, tools)
             try:
                 _start(node)
@@ -632,7 +650,7 @@ def _teardown(node: Node | None, workdir: Path, *, sysctls: dict[str, str] | Non
     # The pods' veths first (their namespaces are gone with the mounts, so normally none is left), then the bridge.
     for link in sh("ip", "-o", "link", "show", "master", BRIDGE, check=False).stdout.splitlines():
         sh("ip", "link", "del", link.split(":")[1].strip().split("@")[0], check=False)
-    sh("ip", "link", "del", BRIDGE, check=False)
+    sh("ip", "link", "del", BRIDGE, check=False)  # its routes, the Service subnet's included, go with it
     with contextlib.suppress(OSError):
         KUBELET_SOCKET.unlink(missing_ok=True)
     for directory in HOST_DIRS:

@@ -3,8 +3,10 @@
 The two images (tests/images/build.py, from the unchanged Dockerfiles) are imported into containerd from their OCI
 archives, and tagged a second time for the upgrade. The local AWS is moto on the host, bound to the bridge's own
 address (the host and the pods reach it there; no other machine can). `helm install` with ci/node-values.yaml; then:
-- every pod Ready by its own probes; a POST through the API's Service (its ClusterIP, through kube-proxy's rules) is
-  stored in S3 by a consumer pod, with the token the API read from SSM;
+- a Service IP that leads to no pod is refused on the machine (see node.py: its subnet is routed onto the bridge);
+- every pod Ready by its own probes, the Service answering (kube-proxy's rules come after Ready); a POST through the
+  API's Service (its ClusterIP, through kube-proxy's rules) is stored in S3 by a consumer pod, with the token the API
+  read from SSM;
 - a rolling upgrade to the other tag while a steady client POSTs with Idempotency-Keys, then a consumer pod deleted
   mid-load: every acknowledged email stored exactly once (per-email layout), no answer but 200 or 503 with
   Retry-After, every pod Ready afterwards.
@@ -17,8 +19,10 @@ with the images' layers cached; the figures are printed in pytest's summary. See
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
+import socket
 import threading
 import time
 import urllib.error
@@ -34,7 +38,19 @@ import pytest
 from devstack.bootstrap import DUMMY_CREDENTIALS, Resources, StackNames, bootstrap
 from devstack.processes import ManagedProcess, free_port, python_module
 from tests.aws_helpers import seed_payload, stored_objects
-from tests.cluster.node import BINARIES, GATEWAY, Node, NodeError, host_problem, leftovers, running_node, wait_for
+from tests.cluster.node import (
+    BINARIES,
+    BRIDGE,
+    GATEWAY,
+    SERVICE_SUBNET,
+    Node,
+    NodeError,
+    host_problem,
+    leftovers,
+    running_node,
+    sh,
+    wait_for,
+)
 from tests.cluster.report import report
 from tests.images import build
 from tests.tooling import REPO_ROOT, TOOLS_DIR, require_tool, run_tool
@@ -116,6 +132,13 @@ class Cluster:
         service = self.node.plane.request("GET", f"/api/v1/namespaces/{NAMESPACE}/services/{RELEASE}-api")
         return f"http://{service['spec']['clusterIP']}:{service['spec']['ports'][0]['port']}"
 
+    def serving(self) -> bool:
+        """The API's Service answers /readyz: kube-proxy has written its rules (pods turn Ready before that)."""
+        return get(f"{self.api_url()}/readyz") == 200
+
+    def wait_serving(self, timeout: float = 60) -> None:
+        wait_for(self.serving, "the API's Service answering /readyz", timeout)
+
 
 def post(url: str, payload: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[int, dict[str, str]]:
     """Status and headers of a POST; status 0 when no answer came (refused, reset, timed out)."""
@@ -134,6 +157,19 @@ def post(url: str, payload: dict[str, Any], headers: dict[str, str] | None = Non
         return exc.code, dict(exc.headers)
     except OSError:
         return 0, {}
+
+
+def get(url: str) -> int:
+    """Status of a GET; 0 when no answer came."""
+    try:
+        with NO_PROXY.open(url, timeout=5) as response:
+            response.read()
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return exc.code
+    except OSError:
+        return 0
 
 
 def _unavailable(problem: str) -> None:
@@ -199,6 +235,31 @@ def stored(cluster: Cluster) -> list[dict[str, Any]]:
     return list(stored_objects(cluster.moto_url, cluster.resources.bucket).values())
 
 
+def test_a_service_ip_without_a_pod_is_refused_on_the_machine(cluster: Cluster) -> None:
+    """What kube-proxy does not rewrite to a pod stays here: the subnet is routed onto the bridge, and refused."""
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "no-pods"},
+        "spec": {"selector": {"app": "nothing-matches"}, "ports": [{"port": 8080}]},
+    }
+    created = cluster.node.plane.request("POST", "/api/v1/namespaces/default/services", body=service)
+    try:
+        taken = {s["spec"]["clusterIP"] for s in cluster.node.plane.request("GET", "/api/v1/services")["items"]}
+        unallocated = next(
+            str(address) for address in ipaddress.ip_network(SERVICE_SUBNET).hosts() if str(address) not in taken
+        )
+        for address in (created["spec"]["clusterIP"], unallocated):
+            route = sh("ip", "route", "get", address).stdout
+            assert f"dev {BRIDGE}" in route, route
+            started = time.monotonic()
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((address, 8080), timeout=10).close()
+            assert time.monotonic() - started < 5, f"{address}: refused only after {time.monotonic() - started:.1f} s"
+    finally:
+        cluster.node.plane.request("DELETE", "/api/v1/namespaces/default/services/no-pods")
+
+
 def test_pods_ready_and_a_post_through_the_service_is_stored(cluster: Cluster, record_property: Any) -> None:
     started = time.monotonic()
     cluster.helm_run(
@@ -207,6 +268,7 @@ def test_pods_ready_and_a_post_through_the_service_is_stored(cluster: Cluster, r
     cluster.wait_rolled_out(cluster.tags[0])
     record_property("install_to_ready_seconds", round(time.monotonic() - started, 1))
     report(f"helm install to every pod Ready: {time.monotonic() - started:.0f} s")
+    cluster.wait_serving()
     url = cluster.api_url()
     content = f"through the Service {uuid.uuid4()}"
     status, headers = post(f"{url}/api/email", seed_payload(cluster.token, email_content=content))

@@ -76,6 +76,9 @@ def test_poison_retry_window_is_read() -> None:
         ("BATCH_MAX_SECONDS", "0"),
         ("BATCH_MAX_HELD_BYTES", "lots"),
         ("CONSUMER_MAX_IN_FLIGHT", "120001"),
+        ("RECEIVE_FILL_SECONDS", "-1"),
+        ("RECEIVE_FILL_SECONDS", "61"),
+        ("RECEIVE_FILL_SECONDS", "soon"),
     ],
 )
 def test_invalid_value_names_its_variable(variable: str, value: str) -> None:

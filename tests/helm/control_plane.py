@@ -224,7 +224,13 @@ def _kubeconfig(path: Path, url: str, certs: Certificates) -> None:
 
 
 @contextmanager
-def running_control_plane(etcd_binary: str, apiserver_binary: str, workdir: Path) -> Iterator[ControlPlane]:
+def running_control_plane(
+    etcd_binary: str,
+    apiserver_binary: str,
+    workdir: Path,
+    *,
+    service_cluster_ip_range: str = SERVICE_CLUSTER_IP_RANGE,
+) -> Iterator[ControlPlane]:
     """etcd and kube-apiserver on free loopback ports, ready (/readyz) on entry, stopped and waited for on exit."""
     certs = make_certificates(workdir / "pki")
     client_port, peer_port, api_port = free_port(), free_port(), free_port()
@@ -260,7 +266,7 @@ def running_control_plane(etcd_binary: str, apiserver_binary: str, workdir: Path
             f"--service-account-issuer={url}",
             f"--service-account-key-file={certs.sa_public}",
             f"--service-account-signing-key-file={certs.sa_private}",
-            f"--service-cluster-ip-range={SERVICE_CLUSTER_IP_RANGE}",
+            f"--service-cluster-ip-range={service_cluster_ip_range}",
             "--authorization-mode=RBAC",
             "--allow-privileged=true",
             # No controller makes service account tokens here (as in envtest).
