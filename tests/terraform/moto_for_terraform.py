@@ -17,11 +17,13 @@ Run as `python -m tests.terraform.moto_for_terraform -H 127.0.0.1 -p PORT` (moto
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
+import threading
 import uuid
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import unquote, urlparse
 
 
 def patch_sqs() -> None:
@@ -475,6 +477,126 @@ def patch_security_group_rule() -> None:
     rule_class.description = property(description)
 
 
+# The request being served (werkzeug serves each on its own thread): what a bucket policy's conditions read.
+_REQUEST = threading.local()
+
+
+def _request_context(request: Any, full_url: str) -> dict[str, str]:
+    """The condition keys of a request that the modules' bucket policies test: aws:SecureTransport and, over TLS,
+    s3:TlsVersion (from the connection's negotiated version, e.g. "1.3")."""
+    environ = getattr(request, "environ", {}) or {}
+    secure = environ.get("wsgi.url_scheme", urlparse(full_url).scheme) == "https"
+    context = {"aws:SecureTransport": "true" if secure else "false"}
+    connection = environ.get("werkzeug.socket")
+    version = connection.version() if secure and connection is not None and hasattr(connection, "version") else None
+    if version:
+        context["s3:TlsVersion"] = version.removeprefix("TLSv")
+    return context
+
+
+def _matches(patterns: Any, value: str) -> bool:
+    return any(
+        fnmatch.fnmatchcase(value.lower(), str(p).lower())
+        for p in ([patterns] if isinstance(patterns, str) else patterns)
+    )
+
+
+def _condition_holds(operator: str, key: str, expected: Any, context: dict[str, str]) -> bool:
+    """One condition as IAM evaluates it: a key the request does not have makes it false (true with ...IfExists)."""
+    if_exists = operator.endswith("IfExists")
+    operator = operator.removesuffix("IfExists")
+    if key not in context:
+        return if_exists
+    actual = context[key]
+    values = [str(v) for v in ([expected] if not isinstance(expected, list) else expected)]
+    if operator == "Bool":
+        return actual.lower() in (v.lower() for v in values)
+    if operator == "StringEquals":
+        return actual in values
+    if operator == "StringNotEquals":
+        return actual not in values
+    if operator in {"NumericLessThan", "NumericLessThanEquals", "NumericGreaterThan", "NumericGreaterThanEquals"}:
+        compare = {
+            "NumericLessThan": float.__lt__,
+            "NumericLessThanEquals": float.__le__,
+            "NumericGreaterThan": float.__gt__,
+            "NumericGreaterThanEquals": float.__ge__,
+        }[operator]
+        return any(compare(float(actual), float(v)) for v in values)
+    raise NotImplementedError(f"bucket policy condition operator {operator} (moto_for_terraform)")
+
+
+def evaluate_bucket_policy(policy: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> str:
+    """ "DENIED", "PERMITTED" or "NEUTRAL" for an anonymous-principal statement set, as S3 does: an explicit Deny
+    whose conditions all hold wins, then an Allow whose conditions all hold."""
+    statements = policy["Statement"] if isinstance(policy["Statement"], list) else [policy["Statement"]]
+    result = "NEUTRAL"
+    for statement in statements:
+        if "Action" in statement and not _matches(statement["Action"], action):
+            continue
+        if "NotAction" in statement and _matches(statement["NotAction"], action):
+            continue
+        if "Resource" in statement and not _matches(statement["Resource"], resource):
+            continue
+        if statement.get("Principal") not in ("*", {"AWS": "*"}, {"AWS": ["*"]}):
+            continue  # a named principal: moto knows no caller to compare (as moto's own evaluation)
+        conditions = statement.get("Condition", {})
+        if not all(
+            _condition_holds(operator, key, expected, context)
+            for operator, keys in conditions.items()
+            for key, expected in keys.items()
+        ):
+            continue
+        if statement.get("Effect") == "Deny":
+            return "DENIED"
+        result = "PERMITTED"
+    return result
+
+
+def patch_s3_bucket_policy() -> None:
+    """14. moto applies a bucket policy's Deny to every object request whatever its conditions: it evaluates only
+    StringEquals and takes any other operator (Bool, NumericLessThan) as true, and it has no request values
+    (aws:SecureTransport, s3:TlsVersion) to test. The bucket module's TLS-only policy therefore denies every
+    PutObject and GetObject, over TLS too. Evaluated here as S3 does, with the request's transport: served over
+    TLS (moto's --ssl-cert/--ssl-key) the policy allows, over plain HTTP it denies, as in AWS."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+    from moto.s3.responses import S3Response
+
+    bucket_class: Any = FakeBucket
+    if getattr(bucket_class, "terraform_policy", False):
+        return
+    response_class: Any = S3Response
+    original_key_response = response_class.key_response
+    original_bucket_response = response_class.bucket_response
+
+    def key_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+        _REQUEST.context = _request_context(request, full_url)
+        try:
+            return original_key_response(self, request, full_url, headers)
+        finally:
+            _REQUEST.context = None
+
+    def bucket_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+        _REQUEST.context = _request_context(request, full_url)
+        try:
+            return original_bucket_response(self, request, full_url, headers)
+        finally:
+            _REQUEST.context = None
+
+    def get_permission(self: Any, action: str, resource: str) -> Any:
+        if self.policy is None:
+            return PermissionResult.NEUTRAL
+        policy = json.loads(self.policy.decode() if isinstance(self.policy, bytes) else self.policy)
+        context = getattr(_REQUEST, "context", None) or {}
+        return PermissionResult[evaluate_bucket_policy(policy, action, resource, context)]
+
+    response_class.key_response = key_response
+    response_class.bucket_response = bucket_response
+    bucket_class.get_permission = get_permission
+    bucket_class.terraform_policy = True
+
+
 def main(argv: list[str]) -> int:
     patch_sqs()
     patch_athena()
@@ -482,6 +604,7 @@ def main(argv: list[str]) -> int:
     patch_node_group()
     patch_launch_template()
     patch_security_group_rule()
+    patch_s3_bucket_policy()
     from moto.server import main as moto_main
 
     moto_main(argv)

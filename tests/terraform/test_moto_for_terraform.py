@@ -1,7 +1,7 @@
 """The moto patches that Terraform's AWS provider needs (moto_for_terraform.py), on real server processes.
 
 Each moto bug is shown on the plain moto server of the test session (so this fails, and the patch can go, once moto
-fixes it), and fixed on the patched server.
+fixes it), and fixed on the patched server (plain HTTP here, TLS as the Terraform tests run it where TLS matters).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from devstack.bootstrap import emulator_client
 from devstack.emulator import MotoServer
 from devstack.processes import LOOPBACK, ManagedProcess, free_port, python_module
+from tests.terraform.applied import patched_moto as patched_moto_over_tls
 from tests.tooling import REPO_ROOT
 
 TLS_ONLY = {"Version": "2012-10-17", "Statement": [{"Sid": "D", "Effect": "Deny", "Principal": "*", "Action": "sqs:*"}]}
@@ -263,3 +264,59 @@ def test_patched_moto_add_ons_and_access_entries_round_trip(patched_moto: str) -
     group = eks.describe_cluster(name=name)["cluster"]["resourcesVpcConfig"]["clusterSecurityGroupId"]
     eks.delete_cluster(name=name)
     assert not _works(lambda: ec2.describe_security_groups(GroupIds=[group])), "the cluster security group stays"
+
+
+# The bucket module's TLS-only policy (modules/bucket/main.tf), for moto_for_terraform.patch_s3_bucket_policy.
+def _tls_only_policy(bucket: str) -> dict[str, Any]:
+    resources = [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": resources,
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            },
+            {
+                "Sid": "DenyOutdatedTLS",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": resources,
+                "Condition": {"NumericLessThan": {"s3:TlsVersion": "1.2"}},
+            },
+        ],
+    }
+
+
+def _object_calls_work(s3: Any, policy_statements: slice) -> bool:
+    """PutObject and GetObject in a new bucket under (part of) the TLS-only policy."""
+    bucket = f"tf-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    policy = _tls_only_policy(bucket)
+    policy["Statement"] = policy["Statement"][policy_statements]
+    s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))
+    return _works(lambda: s3.put_object(Bucket=bucket, Key="k", Body=b"v")) and _works(
+        lambda: s3.get_object(Bucket=bucket, Key="k")
+    )
+
+
+def test_plain_moto_denies_every_object_call_under_a_conditional_deny(moto_server: MotoServer) -> None:
+    """A Deny on `s3:TlsVersion < 1.2` does not apply to a request without TLS in AWS (the key is absent, so the
+    condition is false), yet plain moto denies it: it takes any operator but StringEquals as true. If this fails,
+    moto fixed it: drop moto_for_terraform.patch_s3_bucket_policy."""
+    assert not _object_calls_work(_client("s3", moto_server.endpoint_url), slice(1, 2))
+
+
+def test_patched_moto_evaluates_the_tls_only_policy_on_plain_http(patched_moto: str) -> None:
+    s3 = _client("s3", patched_moto)
+    assert _object_calls_work(s3, slice(1, 2)), "the TLS-version Deny applied to a request without TLS"
+    assert not _object_calls_work(s3, slice(0, 2)), "plain HTTP passed the TLS-only policy"
+
+
+def test_patched_moto_over_tls_passes_the_tls_only_policy(tmp_path: Path) -> None:
+    with patched_moto_over_tls(tmp_path) as moto:
+        assert _object_calls_work(moto.client("s3"), slice(0, 2))
