@@ -934,10 +934,11 @@ def idle_floor(bench: Bench) -> None:
                 counted[(name, f"{service} {operation}")] = calls
     sqs_calls = sum(calls for (_, operation), calls in counted.items() if operation.startswith("sqs "))
     measured_month = sqs_calls / window * SECONDS_PER_MONTH
-    # The prediction from the configured intervals: each poller's empty long poll returns after the wait time, the
-    # queue-depth reads cover the queue and its DLQ once an interval; no message, so no heartbeat and no delete;
-    # the API calls SQS only to send.
-    pollers, wait_seconds = 4, int(PRODUCTION_CONSUMER_ENV["SQS_WAIT_TIME_SECONDS"])
+    # The prediction from the configured intervals: an idle consumer has one long poll out (the pollers share the
+    # receive fill: while the queue is thin one receive at a time, consumer_service/receive_fill.py), and an empty
+    # long poll returns after the wait time; the queue-depth reads cover the queue and its DLQ once an interval; no
+    # message, so no heartbeat and no delete; the API calls SQS only to send.
+    pollers, wait_seconds = 1, int(PRODUCTION_CONSUMER_ENV["SQS_WAIT_TIME_SECONDS"])
     depth_interval = float(PRODUCTION_CONSUMER_ENV["QUEUE_METRICS_INTERVAL_SECONDS"])
     predicted_month = (pollers / wait_seconds + 2 / depth_interval) * SECONDS_PER_MONTH
     report = bench.report
@@ -946,7 +947,7 @@ def idle_floor(bench: Bench) -> None:
     report.add("8 idle", "$ per month, one idle API + one idle consumer", f"{measured_month * PRICE_SQS_REQUEST:.2f}",
                f"predicted {predicted_month * PRICE_SQS_REQUEST:.2f}")  # fmt: skip
     report.notes.append(
-        f"idle floor: {pollers} pollers long-polling {wait_seconds} s, queue depth (queue + DLQ) every "
+        f"idle floor: {pollers} long poll of {wait_seconds} s at a time, queue depth (queue + DLQ) every "
         f"{depth_interval:.0f} s, heartbeat only for messages held (none); calls in the {window:.0f} s window: "
         + ", ".join(f"{name} {operation} {int(calls)}" for (name, operation), calls in sorted(counted.items()))
         + f"; a month is {SECONDS_PER_MONTH} s"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, replace
 from typing import Any
 
 import boto3
@@ -29,6 +30,19 @@ class StackNames:
     max_receive_count: int = 5
     visibility_timeout_seconds: int = 30
     receive_wait_seconds: int = 20
+
+    @classmethod
+    def unique(cls, prefix: str, **overrides: Any) -> StackNames:
+        """Names no other stack in the same emulator uses (tests sharing one server): `prefix`-<random> queues and
+        bucket, and a token parameter under its own path; `overrides` sets the other fields."""
+        suffix = uuid.uuid4().hex[:10]
+        names = cls(
+            queue=f"{prefix}-{suffix}",
+            dead_letter_queue=f"{prefix}-{suffix}-dlq",
+            bucket=f"{prefix}-{suffix}",
+            token_parameter=f"/email-ingest/{suffix}/api-token",
+        )
+        return replace(names, **overrides)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,13 +50,7 @@ def sqs_endpoint(request: pytest.FixtureRequest, moto_server: MotoServer) -> str
 
 @pytest.fixture
 def stack_names() -> StackNames:
-    suffix = uuid.uuid4().hex[:10]
-    return StackNames(
-        queue=f"emails-{suffix}",
-        dead_letter_queue=f"emails-{suffix}-dlq",
-        bucket=f"emails-{suffix}",
-        token_parameter=f"/email-ingest/{suffix}/api-token",
-    )
+    return StackNames.unique("emails")
 
 
 @pytest.fixture

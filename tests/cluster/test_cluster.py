@@ -209,13 +209,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         try:
             moto_url = f"http://{GATEWAY}:{moto_port}"
             moto.wait_until(f"{moto_url}/moto-api/data.json", timeout=60)
-            suffix = uuid.uuid4().hex[:10]
-            names = StackNames(
-                queue=f"emails-{suffix}",
-                dead_letter_queue=f"emails-{suffix}-dlq",
-                bucket=f"emails-{suffix}",
-                token_parameter=f"/email-ingest/{suffix}/api-token",
-            )
+            names = StackNames.unique("emails")
             token = f"tok-{uuid.uuid4().hex}"
             resources = bootstrap(moto_url, token, names)
             report(

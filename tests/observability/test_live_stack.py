@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -237,15 +236,7 @@ class LiveStack:
 
 @pytest.fixture(scope="module")
 def live(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    suffix = uuid.uuid4().hex[:10]
-    names = StackNames(
-        queue=f"observe-{suffix}",
-        dead_letter_queue=f"observe-{suffix}-dlq",
-        bucket=f"observe-{suffix}",
-        token_parameter=f"/email-ingest/{suffix}/api-token",
-        max_receive_count=2,
-        visibility_timeout_seconds=2,
-    )
+    names = StackNames.unique("observe", max_receive_count=2, visibility_timeout_seconds=2)
     workdir = tmp_path_factory.mktemp("live")
     config = StackConfig(
         names=names,
