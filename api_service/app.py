@@ -36,7 +36,7 @@ from api_service.metrics import ApiMetrics, PublisherMetrics, TokenMetrics
 from api_service.middleware import observe_request
 from api_service.publisher import BatchPublisher
 from api_service.rate_limit import RateLimiter
-from api_service.sqs.json_client import SqsJsonClient, session_credentials
+from api_service.sqs.json_client import SqsJsonClient, session_credentials, session_ssl_context
 from api_service.sqs.queue import SendQueue, SqsQueue
 from api_service.token_cache import TokenCache, TokenSource
 from api_service.token_source import SsmTokenSource
@@ -75,6 +75,7 @@ async def aws_adapters(session: aioboto3.Session, app: web.Application) -> Async
         max_connections=settings.publish_max_batches_in_flight,
         connect_timeout=2.0,
         request_timeout=5.0,
+        ssl_context=session_ssl_context(session),
     )
     async with aclosing(sqs), session.client("ssm", region_name=settings.region, config=ssm_config) as ssm:
         app[QUEUE] = SqsQueue(sqs, settings.queue_url, aws_metrics)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ssl
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol, cast
@@ -57,6 +58,15 @@ async def session_credentials(session: aioboto3.Session) -> CredentialsSource:
         return cast(FrozenCredentials, await credentials.get_frozen_credentials())
 
     return frozen_credentials
+
+
+def session_ssl_context(session: aioboto3.Session) -> ssl.SSLContext | None:
+    """What botocore's own clients verify TLS with, for ours: the session's CA bundle (AWS_CA_BUNDLE, or a profile's
+    ca_bundle) when one is set (a TLS-inspecting proxy, a private endpoint's CA, an emulator's certificate), else
+    None (the system's CAs, as botocore's default)."""
+    # aioboto3's Session keeps its botocore session private; get_config_variable is botocore's public resolver.
+    bundle = session._session.get_config_variable("ca_bundle")
+    return ssl.create_default_context(cafile=bundle) if bundle else None
 
 
 def _hmac(key: bytes, message: str) -> bytes:
@@ -157,6 +167,7 @@ class SqsJsonClient:
         max_connections: int,
         connect_timeout: float = 2.0,
         request_timeout: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._http = Http1Pool(  # refuses anything but an http(s) URL
@@ -164,6 +175,7 @@ class SqsJsonClient:
             max_connections=max_connections,
             connect_timeout=connect_timeout,
             request_timeout=request_timeout,
+            ssl_context=ssl_context,
         )
         self._path = urlsplit(endpoint_url).path or "/"
         self._signer = SigV4Signer(host=self._http.host_header, path=self._path, region=region, service="sqs")

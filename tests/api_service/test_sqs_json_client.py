@@ -2,17 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import aioboto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from api_service.sqs.json_client import SigV4Signer, _checked_batch, _error_from
+from api_service.sqs.json_client import (
+    SigV4Signer,
+    SqsJsonClient,
+    _checked_batch,
+    _error_from,
+    session_ssl_context,
+)
+from devstack.processes import LOOPBACK
+from tests.certificates import self_signed_certificate
 
 NOW = datetime(2026, 11, 22, 18, 51, 11, tzinfo=UTC)
 
@@ -86,3 +98,55 @@ def test_md5_mismatch_turns_success_into_a_retryable_failure() -> None:
     checked = _checked_batch(response, entries)
     assert [item["Id"] for item in checked["Successful"]] == ["0"]
     assert checked["Failed"] == [{"Id": "1", "Code": "MD5Mismatch", "SenderFault": False}]
+
+
+async def _answer_empty_json(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    await reader.readexactly(length)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-amz-json-1.0\r\nContent-Length: 2\r\n\r\n{}")
+    await writer.drain()
+    writer.close()
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+async def test_the_client_trusts_the_sessions_ca_bundle(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trusted: bool
+) -> None:
+    """Our SQS client verifies TLS as botocore's clients do: with AWS_CA_BUNDLE when it is set (a proxy's or a
+    private endpoint's CA), else with the system's CAs, which do not know this server's certificate."""
+    cert, key = self_signed_certificate(tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert, key)
+    server = await asyncio.start_server(_answer_empty_json, LOOPBACK, 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    if trusted:
+        monkeypatch.setenv("AWS_CA_BUNDLE", str(cert))
+    else:
+        monkeypatch.delenv("AWS_CA_BUNDLE", raising=False)
+    credentials = Credentials("AKIDEXAMPLE", "secret")
+
+    async def frozen() -> Any:
+        return credentials.get_frozen_credentials()
+
+    client = SqsJsonClient(
+        endpoint_url=f"https://{LOOPBACK}:{port}/",
+        region="eu-west-1",
+        credentials=frozen,
+        max_connections=1,
+        ssl_context=session_ssl_context(aioboto3.Session()),
+    )
+    try:
+        if trusted:
+            assert await client.call("GetQueueUrl", {"QueueName": "q"}) == {}
+        else:
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await client.call("GetQueueUrl", {"QueueName": "q"})
+    finally:
+        await client.aclose()
+        server.close()
+        await server.wait_closed()

@@ -35,7 +35,7 @@ ACCOUNT = "123456789012"
 REGION = "eu-west-1"
 # What the references resolve to after an apply of envs/dev with the default variables.
 PLACEHOLDERS: dict[str, Any] = {
-    "data.aws_region.current.region": REGION,
+    "data.aws_region.current.id": REGION,
     "module.queue.queue_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/email-ingest-dev-emails",
     "module.queue.dlq_url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/email-ingest-dev-emails-dlq",
     "module.bucket.bucket_id": f"email-ingest-dev-emails-{ACCOUNT}",

@@ -283,7 +283,7 @@ def test_client_tokens_never_reach_plan_or_state() -> None:
     secret = load_dir(MODULES_DIR / "secret")
     (client,) = [r for r in secret.of_type("aws_ssm_parameter") if r.name == "client"]
     assert "value" not in client.body, "a value argument would put the token in the plan and the state"
-    assert client.body["value_wo"] == "${ephemeral.random_password.client[each.key].result}"
+    assert client.body["value_wo"] == "${ephemeral.aws_secretsmanager_random_password.client[each.key].random_password}"
     assert client.body["value_wo_version"] == 1
     assert client.body["type"] == "SecureString"
 

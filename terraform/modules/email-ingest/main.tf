@@ -171,7 +171,7 @@ module "ingress" {
 ################################################################################
 
 locals {
-  region = data.aws_region.current.region
+  region = data.aws_region.current.id
 
   # ECR URLs are <registry>/<repository>; the chart takes the two parts apart (image.registry and
   # <component>.image.repository) and gives both services one tag (image.tag, set by the deploy).

@@ -1,7 +1,7 @@
 data "aws_region" "current" {}
 
 locals {
-  region = data.aws_region.current.region
+  region = data.aws_region.current.id
 
   # IRSA: each role trusts exactly one Kubernetes service account through the cluster's OIDC provider.
   service_accounts = merge(

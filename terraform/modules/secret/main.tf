@@ -47,9 +47,11 @@ resource "aws_kms_alias" "this" {
 # out-of-band rotations cause neither drift nor a copy of the token in the state.
 ################################################################################
 
-ephemeral "random_password" "initial" {
-  length  = 48
-  special = false
+# The AWS provider's own generator (Secrets Manager's GetRandomPassword), so the module needs no other provider.
+# Not the data source of the same name: its value is not sensitive and would be stored in the state.
+ephemeral "aws_secretsmanager_random_password" "initial" {
+  password_length     = 48
+  exclude_punctuation = true
 }
 
 resource "aws_ssm_parameter" "this" {
@@ -59,7 +61,7 @@ resource "aws_ssm_parameter" "this" {
   tier        = "Standard"
   key_id      = aws_kms_key.this.arn
 
-  value_wo = ephemeral.random_password.initial.result
+  value_wo = ephemeral.aws_secretsmanager_random_password.initial.random_password
   # Never bump this: a new version would overwrite the live token with a random one.
   value_wo_version = 1
 
@@ -73,11 +75,11 @@ resource "aws_ssm_parameter" "this" {
 # client's token is ever in a plan or the state; the operator writes the real one (docs/runbook.md, "Clients").
 ################################################################################
 
-ephemeral "random_password" "client" {
+ephemeral "aws_secretsmanager_random_password" "client" {
   for_each = var.clients
 
-  length  = 48
-  special = false
+  password_length     = 48
+  exclude_punctuation = true
 }
 
 resource "aws_ssm_parameter" "client" {
@@ -89,7 +91,7 @@ resource "aws_ssm_parameter" "client" {
   tier        = "Standard"
   key_id      = aws_kms_key.this.arn
 
-  value_wo = ephemeral.random_password.client[each.key].result
+  value_wo = ephemeral.aws_secretsmanager_random_password.client[each.key].random_password
   # Never bump this: a new version would overwrite the client's live token with a random one.
   value_wo_version = 1
 

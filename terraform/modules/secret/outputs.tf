@@ -25,7 +25,7 @@ output "clients_path" {
 
 output "clients_path_arn" {
   description = "ARN of the clients' path, for ssm:GetParametersByPath (its parameters are <this>/<client>); null when not set."
-  value       = var.clients_path == null ? null : "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.region}:${data.aws_caller_identity.current.account_id}:parameter${var.clients_path}"
+  value       = var.clients_path == null ? null : "arn:${data.aws_partition.current.partition}:ssm:${data.aws_region.current.id}:${data.aws_caller_identity.current.account_id}:parameter${var.clients_path}"
 }
 
 output "client_parameter_arns" {

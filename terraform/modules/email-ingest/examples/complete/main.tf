@@ -20,6 +20,10 @@ module "email_ingest" {
   force_destroy                    = true
   log_retention_days               = 30
 
+  clients = {
+    acme = { description = "Token of the example client acme." }
+  }
+
   github_repository   = "example-org/email-ingest"
   github_environments = ["example"]
 }
