@@ -567,22 +567,18 @@ def patch_s3_bucket_policy() -> None:
     if getattr(bucket_class, "terraform_policy", False):
         return
     response_class: Any = S3Response
-    original_key_response = response_class.key_response
-    original_bucket_response = response_class.bucket_response
 
-    def key_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
-        _REQUEST.context = _request_context(request, full_url)
-        try:
-            return original_key_response(self, request, full_url, headers)
-        finally:
-            _REQUEST.context = None
+    def with_request_context(handler: Any) -> Any:
+        """`handler` (moto's bucket or key response) with the request's condition keys kept for get_permission."""
 
-    def bucket_response(self: Any, request: Any, full_url: str, headers: Any) -> Any:
-        _REQUEST.context = _request_context(request, full_url)
-        try:
-            return original_bucket_response(self, request, full_url, headers)
-        finally:
-            _REQUEST.context = None
+        def handle(self: Any, request: Any, full_url: str, headers: Any) -> Any:
+            _REQUEST.context = _request_context(request, full_url)
+            try:
+                return handler(self, request, full_url, headers)
+            finally:
+                _REQUEST.context = None
+
+        return handle
 
     def get_permission(self: Any, action: str, resource: str) -> Any:
         if self.policy is None:
@@ -591,8 +587,8 @@ def patch_s3_bucket_policy() -> None:
         context = getattr(_REQUEST, "context", None) or {}
         return PermissionResult[evaluate_bucket_policy(policy, action, resource, context)]
 
-    response_class.key_response = key_response
-    response_class.bucket_response = bucket_response
+    response_class.key_response = with_request_context(response_class.key_response)
+    response_class.bucket_response = with_request_context(response_class.bucket_response)
     bucket_class.get_permission = get_permission
     bucket_class.terraform_policy = True
 
