@@ -512,7 +512,12 @@ def test_sigterm_drains_the_api_image(images: dict[str, BuiltImage], containers:
     def contents() -> set[str]:
         return {doc["email_content"] for doc in stored_objects(stack.endpoint_url, stack.resources.bucket).values()}
 
-    wait_for(lambda: contents() >= accepted, timeout=60, message="every accepted email stored")
+    # Generous: on a stalled machine a failed S3 write waits out the visibility timeout before its retry.
+    try:
+        wait_for(lambda: contents() >= accepted, timeout=120, message="every accepted email stored")
+    except AssertionError as exc:
+        missing = sorted(accepted - contents())
+        raise AssertionError(f"{exc}: missing {missing}\n--- consumer's log\n{consumer.logs()[-6000:]}") from exc
     assert contents() == accepted
     assert len(stored_keys(stack.endpoint_url, stack.resources.bucket)) == len(accepted), "each stored once"
 

@@ -182,13 +182,24 @@ def test_limits_are_configurable(locust_run: LocustRun) -> None:
         assert "POST /api/email" not in stats or stats["POST /api/email"]["requests"] == 0
 
 
+# The shape tests are about the run ending by itself: a stall of the shared machine (seen: one request of 80 at
+# 1.1 s against the stub) must not fail them on the latency thresholds, which the "slow" scenarios test.
+SHAPE_LIMITS = {"LOADTEST_MAX_P95_MS": "10000", "LOADTEST_MAX_P99_MS": "10000"}
+
+
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "locust_run",
     [
         Scenario(
             "ok",
-            {"LOADTEST_SHAPE": "step", "LOADTEST_STEP_USERS": "2", "LOADTEST_STEP_SECONDS": "1", "LOADTEST_STEPS": "3"},
+            {
+                "LOADTEST_SHAPE": "step",
+                "LOADTEST_STEP_USERS": "2",
+                "LOADTEST_STEP_SECONDS": "1",
+                "LOADTEST_STEPS": "3",
+                **SHAPE_LIMITS,
+            },
             args=(),
         ),
         Scenario(
@@ -200,6 +211,7 @@ def test_limits_are_configurable(locust_run: LocustRun) -> None:
                 "LOADTEST_SPIKE_WARMUP_SECONDS": "1",
                 "LOADTEST_SPIKE_SECONDS": "1",
                 "LOADTEST_SPIKE_RECOVERY_SECONDS": "1",
+                **SHAPE_LIMITS,
             },
             args=(),
         ),

@@ -178,6 +178,20 @@ def run_lifecycle(
     """
     moto_dir = log_dir / name.replace("/", "_")
     lifecycle = Lifecycle(name, moto_log=moto_dir / "moto.log")
+    try:
+        return _run_steps(lifecycle, root, moto_dir, provider, variables, while_applied)
+    except pytest.fail.Exception as exc:  # a step's time limit: say what moto was doing
+        pytest.fail(f"{exc}\n{lifecycle.describe()}")
+
+
+def _run_steps(
+    lifecycle: Lifecycle,
+    root: Path,
+    moto_dir: Path,
+    provider: Provider,
+    variables: Callable[[PatchedMoto], dict[str, Any]] | None,
+    while_applied: WhileApplied | None,
+) -> Lifecycle:
     with patched_moto(moto_dir) as moto:
         env = terraform_env(moto)
         var_args = [

@@ -36,13 +36,19 @@ def patch_sqs() -> None:
     original_set = queue_class._set_attributes
     original_attributes = queue_class.attributes.fget
 
+    # The provider sets a queue's policy and its redrive policies concurrently (werkzeug serves each request on its
+    # own thread): the lock keeps a redrive call from reading the policy before the policy call sets it and then
+    # putting that stale value back.
+    lock = threading.Lock()
+
     def _set_attributes(self: Any, attributes: dict[str, Any], now: float | None = None) -> None:
-        policy = getattr(self, "policy", None)
-        if not hasattr(self, "redrive_allow_policy"):
-            self.redrive_allow_policy = None
-        original_set(self, attributes, now)
-        if "Policy" not in attributes:
-            self.policy = policy
+        with lock:
+            policy = getattr(self, "policy", None)
+            if not hasattr(self, "redrive_allow_policy"):
+                self.redrive_allow_policy = None
+            original_set(self, attributes, now)
+            if "Policy" not in attributes:
+                self.policy = policy
 
     def attributes(self: Any) -> dict[str, Any]:
         result: dict[str, Any] = original_attributes(self)
@@ -593,6 +599,27 @@ def patch_s3_bucket_policy() -> None:
     bucket_class.terraform_policy = True
 
 
+def patch_tls_handshake() -> None:
+    """15. Served over TLS, werkzeug does each connection's handshake in its accept loop (the listening socket's
+    accept() wraps and handshakes), with no time limit: one client that connects and stalls (seen under load: an
+    apply hung on every call for 7 minutes) blocks every other. Here the handshake happens on the connection's own
+    thread, at its first read, as OpenSSL does when the accept does not."""
+    from werkzeug.serving import BaseWSGIServer
+
+    server_class: Any = BaseWSGIServer
+    if getattr(server_class, "terraform_handshake", False):
+        return
+    original_init = server_class.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self.ssl_context is not None:
+            self.socket.do_handshake_on_connect = False
+
+    server_class.__init__ = __init__
+    server_class.terraform_handshake = True
+
+
 def main(argv: list[str]) -> int:
     patch_sqs()
     patch_athena()
@@ -601,6 +628,7 @@ def main(argv: list[str]) -> int:
     patch_launch_template()
     patch_security_group_rule()
     patch_s3_bucket_policy()
+    patch_tls_handshake()
     from moto.server import main as moto_main
 
     moto_main(argv)

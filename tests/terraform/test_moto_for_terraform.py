@@ -7,6 +7,9 @@ fixes it), and fixed on the patched server (plain HTTP here, TLS as the Terrafor
 from __future__ import annotations
 
 import json
+import socket
+import ssl
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -320,3 +323,14 @@ def test_patched_moto_evaluates_the_tls_only_policy_on_plain_http(patched_moto: 
 def test_patched_moto_over_tls_passes_the_tls_only_policy(tmp_path: Path) -> None:
     with patched_moto_over_tls(tmp_path) as moto:
         assert _object_calls_work(moto.client("s3"), slice(0, 2))
+
+
+def test_a_stalled_tls_client_does_not_block_the_others(tmp_path: Path) -> None:
+    """A client that connects and never starts its TLS handshake (a Go dialer under load did, and an apply hung on
+    every call): the next request is still answered (werkzeug alone handshakes in its accept loop and stays stuck)."""
+    with patched_moto_over_tls(tmp_path) as moto:
+        host, port = moto.endpoint.removeprefix("https://").rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=5):
+            context = ssl.create_default_context(cafile=str(moto.ca_bundle))
+            with urllib.request.urlopen(f"{moto.endpoint}/moto-api/data.json", timeout=10, context=context) as answer:
+                assert answer.status == 200
