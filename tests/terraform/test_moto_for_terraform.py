@@ -320,11 +320,13 @@ def test_patched_moto_evaluates_the_tls_only_policy_on_plain_http(patched_moto: 
     assert not _object_calls_work(s3, slice(0, 2)), "plain HTTP passed the TLS-only policy"
 
 
+@pytest.mark.integration  # starts moto_for_terraform's server
 def test_patched_moto_over_tls_passes_the_tls_only_policy(tmp_path: Path) -> None:
     with patched_moto_over_tls(tmp_path) as moto:
         assert _object_calls_work(moto.client("s3"), slice(0, 2))
 
 
+@pytest.mark.integration  # starts moto_for_terraform's server
 def test_a_stalled_tls_client_does_not_block_the_others(tmp_path: Path) -> None:
     """A client that connects and never starts its TLS handshake (a Go dialer under load did, and an apply hung on
     every call): the next request is still answered (werkzeug alone handshakes in its accept loop and stays stuck)."""
