@@ -85,11 +85,13 @@ def stored_objects(endpoint_url: str, bucket: str, prefix: str = "emails/") -> d
     return objects
 
 
-def wait_for(condition: Any, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition") -> None:
+def wait_for(condition: Any, *, timeout: float = 30.0, interval: float = 0.1, message: str = "condition") -> Any:
+    """condition()'s first truthy result; AssertionError naming `message` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        result = condition()
+        if result:
+            return result
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {message}")
 

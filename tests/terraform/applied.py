@@ -4,8 +4,8 @@ moto serves TLS with a certificate made for the run: the bucket policies deny pl
 moto_for_terraform evaluates them. Each root gets its own moto server, so roots run side by side without sharing
 names or state, and nothing of one outlives its test. The provider reaches moto through AWS_ENDPOINT_URL, the
 variable every AWS SDK knows, so the roots themselves are unchanged (only real_provider.COPY_CHANGES differ from
-terraform/). AWS_MAX_ATTEMPTS=2 is the provider's `max_retries`: a call that moto cannot serve fails in seconds
-instead of retrying for minutes.
+terraform/). AWS_MAX_ATTEMPTS=2 bounds the SDK's retries and every step has a time limit, so that a call moto
+cannot serve fails instead of hanging.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import ssl
-import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +24,7 @@ import boto3
 import pytest
 
 from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port, python_module
+from tests.aws_helpers import wait_for
 from tests.certificates import self_signed_certificate
 from tests.terraform.hcl import TERRAFORM_DIR
 from tests.terraform.real_provider import Provider, Run, terraform
@@ -96,7 +96,7 @@ def patched_moto(directory: Path) -> Iterator[PatchedMoto]:
     process.start()
     moto = PatchedMoto(f"https://{LOOPBACK}:{port}", cert)
     try:
-        wait_for(lambda: _answers(moto) or not process.running(), timeout=90, what="moto's server")
+        wait_for(lambda: _answers(moto) or not process.running(), timeout=90, interval=0.2, message="moto's server")
         if not process.running():
             raise ProcessFailed(f"moto exited with {process.returncode()}; see {process.log_path}")
         yield moto
@@ -220,18 +220,6 @@ def _run_steps(
         state = root / "terraform.tfstate"
         lifecycle.state_after_destroy = json.loads(state.read_text()) if state.exists() else {}
     return lifecycle
-
-
-def wait_for(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.2) -> Any:
-    """condition()'s first truthy result within `timeout` seconds, else TimeoutError naming `what`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not within {timeout} s")
-        time.sleep(interval)
 
 
 # The roots applied: bootstrap and every module's example (envs/* need a real account's backend and certificate).

@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass
 from functools import partial
@@ -25,13 +23,16 @@ from typing import Any
 import yaml
 
 from devstack.processes import LOOPBACK, ManagedProcess, ProcessFailed, free_port, python_module
-from tests.terraform.applied import PatchedMoto, wait_for
+from tests.aws_helpers import seed_payload, wait_for
+from tests.support.api import post
+from tests.terraform.applied import PatchedMoto
 from tests.terraform.real_provider import Provider, terraform
 from tests.tooling import REPO_ROOT, TOOLS_DIR, require_tool, run_tool
 
 CHART = REPO_ROOT / "helm" / "email-ingest"
 NAMESPACE = "email-ingest"  # the module's default var.namespace, which the IRSA trust policies name
 POISON_RETRY_WINDOW_SECONDS = "4"
+SUBJECT, SENDER = "Terraform made this", "pipeline@example.com"
 
 
 @dataclass
@@ -69,26 +70,6 @@ def rendered_configmaps(values_yaml: str, workdir: Path) -> tuple[dict[str, str]
 def process_env(configmap: dict[str, str], moto: PatchedMoto, local: dict[str, str]) -> dict[str, str]:
     inherited = {key: value for key, value in os.environ.items() if not key.startswith(("AWS_", "API_", "CONSUMER_"))}
     return {**inherited, **moto.env(), **configmap, **local}
-
-
-def post(url: str, token: str, content: str) -> int:
-    body = {
-        "data": {
-            "email_subject": "Terraform made this",
-            "email_sender": "pipeline@example.com",
-            "email_timestream": "1693561101",
-            "email_content": content,
-        },
-        "token": token,
-    }
-    request = urllib.request.Request(
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
 
 
 def stored_object(s3: Any, bucket: str, prefix: str, content: str) -> dict[str, Any] | None:
@@ -147,7 +128,13 @@ def run_pipeline(root: Path, moto: PatchedMoto, provider: Provider, env: dict[st
                 raise ProcessFailed(f"{exc}\n--- its log (end)\n{log}") from exc
         url = f"http://{LOOPBACK}:{api_port}/api/email"
         contents = {"token": f"with the token {uuid.uuid4()}", "client": f"from a client {uuid.uuid4()}"}
-        posted = {"token": post(url, token, contents["token"]), "client": post(url, client_token, contents["client"])}
+        secrets = {"token": token, "client": client_token}
+        posted = {
+            which: post(
+                url, seed_payload(secrets[which], email_subject=SUBJECT, email_sender=SENDER, email_content=content)
+            )[0]
+            for which, content in contents.items()
+        }
         prefix = consumer_config.get("S3_KEY_PREFIX", "")
         stored: dict[str, dict[str, Any]] = {}
         for which, content in contents.items():
@@ -155,7 +142,8 @@ def run_pipeline(root: Path, moto: PatchedMoto, provider: Provider, env: dict[st
                 stored[which] = wait_for(
                     partial(stored_object, s3, aws["s3Bucket"], prefix, content),
                     timeout=60,
-                    what=f"the email posted {which} stored in {aws['s3Bucket']}",
+                    interval=0.2,
+                    message=f"the email posted {which} stored in {aws['s3Bucket']}",
                 )
 
         poison_body = json.dumps({"not": "an envelope", "id": str(uuid.uuid4())})
@@ -165,11 +153,11 @@ def run_pipeline(root: Path, moto: PatchedMoto, provider: Provider, env: dict[st
             answer = sqs.receive_message(QueueUrl=aws["sqsDlqUrl"], MaxNumberOfMessages=10, WaitTimeSeconds=1)
             return [message["Body"] for message in answer.get("Messages", [])]
 
-        letters = wait_for(dead_letters, timeout=120, what="the poison message in Terraform's DLQ", interval=0.5)
+        letters = wait_for(dead_letters, timeout=120, interval=0.5, message="the poison message in Terraform's DLQ")
         queue_left = int(
             sqs.get_queue_attributes(
                 QueueUrl=aws["sqsQueueUrl"],
-                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+                AttributeNames=["ApproximateNumberOfMessages"],
             )["Attributes"]["ApproximateNumberOfMessages"]
         )
     finally:

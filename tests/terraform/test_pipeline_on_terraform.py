@@ -10,7 +10,7 @@ import json
 import pytest
 
 from tests.terraform.applied import EMAIL_INGEST_EXAMPLE, Lifecycle
-from tests.terraform.pipeline_on_outputs import PipelineRun
+from tests.terraform.pipeline_on_outputs import SENDER, SUBJECT, PipelineRun
 
 pytestmark = [pytest.mark.tools, pytest.mark.integration, pytest.mark.timeout(1500)]
 
@@ -53,7 +53,7 @@ def test_a_post_with_the_token_is_stored_in_terraforms_bucket(pipeline: Pipeline
     assert pipeline.posted["token"] == 200
     stored = pipeline.stored["token"]
     assert stored["_key"].startswith(pipeline.consumer_env["S3_KEY_PREFIX"])
-    assert (stored["email_subject"], stored["email_sender"]) == ("Terraform made this", "pipeline@example.com")
+    assert (stored["email_subject"], stored["email_sender"]) == (SUBJECT, SENDER)
     assert stored["client"] == "default"  # the single token is the client "default" (terraform/README.md)
 
 
